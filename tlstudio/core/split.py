@@ -1,0 +1,79 @@
+"""Split: which images train the model, which measure it.
+
+Seeded (the same seed gives the same split), stratified (each class keeps its share in
+every part) and group-aware: when items carry a group (a patient, a specimen), a group is
+never divided between parts, so the validation score is not inflated by near-copies.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from .dataset import DatasetError, DatasetIndex
+
+
+@dataclass(frozen=True)
+class Split:
+    """Positions into ``DatasetIndex.items`` for each part."""
+
+    train: list[int]
+    val: list[int]
+    test: list[int]
+
+    def as_dict(self) -> dict[str, list[int]]:
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+def make_split(
+    index: DatasetIndex, val_fraction: float = 0.2, test_fraction: float = 0.0, seed: int = 0
+) -> Split:
+    """Divide the dataset; every class gets at least one training and one validation image."""
+    if not 0.0 < val_fraction < 1.0:
+        raise DatasetError(f"validation fraction must be between 0 and 1, got {val_fraction}")
+    if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+        raise DatasetError("validation + test fractions must leave images for training")
+    targets = index.targets()
+    rng = np.random.default_rng(seed)
+    # Units are what gets assigned to a part: single images, or whole groups.
+    units: dict[object, list[int]] = defaultdict(list)
+    for pos, item in enumerate(index.items):
+        units[item.group if item.group is not None else ("__single__", pos)].append(pos)
+    # A unit is stratified by its most common class (groups are usually one class).
+    by_class: dict[int, list[list[int]]] = defaultdict(list)
+    for members in units.values():
+        majority = np.bincount([targets[m] for m in members]).argmax()
+        by_class[int(majority)].append(members)
+    parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for cls in sorted(by_class):
+        remaining = [by_class[cls][i] for i in rng.permutation(len(by_class[cls]))]
+        total = sum(len(unit) for unit in remaining)
+        for part, fraction in (("val", val_fraction), ("test", test_fraction)):
+            want, taken = fraction * total, 0
+            # Take whole units while the part is under its share (always one, so every
+            # class is measured), and always leave at least one unit for training.
+            while fraction > 0 and len(remaining) > 1 and (
+                taken == 0 or taken + len(remaining[0]) / 2 <= want
+            ):
+                unit = remaining.pop(0)
+                parts[part].extend(unit)
+                taken += len(unit)
+        for unit in remaining:
+            parts["train"].extend(unit)
+    for name in parts:
+        parts[name].sort()
+    _check_coverage(index, parts, targets)
+    return Split(parts["train"], parts["val"], parts["test"])
+
+
+def _check_coverage(index: DatasetIndex, parts: dict[str, list[int]], targets: list[int]) -> None:
+    for name in ("train", "val"):
+        present = {targets[p] for p in parts[name]}
+        missing = [index.classes[c] for c in range(len(index.classes)) if c not in present]
+        if missing:
+            raise DatasetError(
+                f"the {name} part has no images of class(es) {', '.join(missing)}; "
+                "add images (or groups) to those classes or change the validation fraction"
+            )
