@@ -28,6 +28,7 @@ run: $(STAMP)
 	$(VENV)/bin/tlstudio --sample
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check tlstudio tests
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -ra
 
 lint: $(STAMP)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -59,7 +59,8 @@ class BackboneSpec:
         """The packaged weights file when its package is installed."""
         if not self.package or importlib.util.find_spec(self.package) is None:
             return None
-        return next(iter(sorted(Path(str(resources.files(self.package))).glob(self.package_glob))), None)
+        folder = Path(str(resources.files(self.package)))
+        return next(iter(sorted(folder.glob(self.package_glob))), None)
 
     def available_offline(self) -> bool:
         """True when the pretrained weights are on this machine right now."""
@@ -176,7 +177,7 @@ def _hub_cached(hf_hub_id: str | None) -> bool:
     return False
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parameter_count(timm_name: str) -> int:
     with torch.device("meta"):
         model = timm.create_model(timm_name, pretrained=False)

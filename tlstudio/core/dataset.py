@@ -89,7 +89,9 @@ def scan(path: str | Path, progress: Progress | None = None, workers: int = 4) -
     """Scan a folder-per-class tree or a ``path,label[,group]`` CSV file."""
     path = Path(path).expanduser()
     if not path.exists():
-        raise DatasetError(f"'{path}' does not exist. Choose a folder of class sub-folders or a CSV.")
+        raise DatasetError(
+            f"'{path}' does not exist. Choose a folder of class sub-folders or a CSV."
+        )
     if path.is_file():
         if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
             raise DatasetError(

@@ -177,7 +177,9 @@ def preset_plan(model: nn.Module, preset: str) -> FreezePlan:
         return plan
     m = re.fullmatch(r"last-(\d+)", preset)
     if not m or int(m[1]) < 1:
-        raise ValueError(f"unknown freeze preset '{preset}'; use head, last-N (e.g. last-2) or full")
+        raise ValueError(
+            f"unknown freeze preset '{preset}'; use head, last-N (e.g. last-2) or full"
+        )
     stage_paths = stages(model)
     n = min(int(m[1]), len(stage_paths))
     first = stage_paths[len(stage_paths) - n]

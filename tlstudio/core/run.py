@@ -66,7 +66,7 @@ class RunRecord:
         classes: list[str],
     ) -> None:
         rows = [["path", "label", "predicted", "confidence", *[f"p_{c}" for c in classes]]]
-        for path, target, probs in zip(paths, targets, probabilities):
+        for path, target, probs in zip(paths, targets, probabilities, strict=True):
             best = int(probs.argmax())
             rows.append([path, classes[int(target)], classes[best], f"{probs[best]:.6f}",
                          *[f"{p:.6f}" for p in probs]])

@@ -23,7 +23,14 @@ from torch.utils.data import DataLoader, Dataset
 from .config import TrainConfig
 from .device import DeviceSetup
 from .events import (
-    BatchDone, Cancelled, Control, EpochDone, EpochStarted, Event, Notice, StageProgress,
+    BatchDone,
+    Cancelled,
+    Control,
+    EpochDone,
+    EpochStarted,
+    Event,
+    Notice,
+    StageProgress,
 )
 from .layers import set_train_mode
 from .preprocess import Preprocessing, augmentation, eval_view, normalize

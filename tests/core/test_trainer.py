@@ -1,0 +1,141 @@
+"""Training on small generated images: events, stop/pause, run folder, reload, predict."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from tlstudio.core import events as ev
+from tlstudio.core.config import TrainConfig
+from tlstudio.core.dataset import scan
+from tlstudio.core.predict import Predictor
+from tlstudio.core.run import load_run, read_epochs
+from tlstudio.core.training import TrainingError, train
+
+
+def _quick(**kw) -> TrainConfig:
+    base = dict(backbone="efficientnet_lite0", batch_size=16, seed=0, workers=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_linear_probe_learns_shapes_and_writes_the_run(shapes_folder, tmp_path):
+    seen: list = []
+    out = tmp_path / "run"
+    result = train(_quick(mode="linear-probe", epochs=15), shapes_folder, out, [seen.append])
+
+    assert result.metrics["val_accuracy"] >= 0.9  # discs vs squares: far above chance
+    for name in ("config.json", "split.json", "metrics.jsonl", "metrics.json",
+                 "best.safetensors", "predictions.csv"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["per_class"]) == {"disc", "square"}
+    assert np.sum(metrics["confusion_matrix"]) == metrics["count"]
+    epochs = read_epochs(out)
+    assert len(epochs) == metrics["epochs_run"] and epochs[0]["epoch"] == 1
+
+    kinds = [type(e) for e in seen]
+    assert kinds.count(ev.EpochDone) == metrics["epochs_run"]
+    assert ev.StageProgress in kinds and ev.BatchDone in kinds
+    assert kinds[-1] is ev.Finished
+    assert kinds.index(ev.EpochStarted) < kinds.index(ev.EpochDone)
+
+    run = load_run(out)
+    assert run.classes == ["disc", "square"]
+    lines = (out / "predictions.csv").read_text().splitlines()
+    assert len(lines) == metrics["count"] + 1 and lines[0].startswith("path,label,predicted")
+
+
+def test_predictions_after_reload_match_the_run(shapes_folder, tmp_path):
+    out = tmp_path / "run"
+    train(_quick(mode="linear-probe", epochs=10), shapes_folder, out)
+    predictor = Predictor.from_run(out, device="cpu")
+    results = predictor.predict(
+        [shapes_folder / "disc", shapes_folder / "square" / "square_000.png"])
+    assert len(results) == 25
+    assert sum(r.label == "disc" for r in results[:24]) >= 20
+    assert abs(sum(results[0].probabilities.values()) - 1.0) < 1e-5
+    # the in-run validation probabilities are reproduced from the saved weights
+    row = (out / "predictions.csv").read_text().splitlines()[1].split(",")
+    again = predictor.predict([row[0]])[0]
+    assert again.probabilities[row[2]] == pytest.approx(float(row[3]), abs=1e-4)
+
+
+def test_fine_tune_trains_only_what_is_unfrozen(shapes_folder, tmp_path):
+    out = tmp_path / "ft"
+    result = train(_quick(mode="fine-tune", freeze="last-1", epochs=2, augmentation="photo"),
+                   shapes_folder, out)
+    assert result.metrics["epochs_run"] == 2
+    config = json.loads((out / "config.json").read_text())
+    assert "blocks.5" in config["frozen_paths"] and "conv_stem" in config["frozen_paths"]
+    from tlstudio.core.backbones import build_model
+
+    start = build_model("efficientnet_lite0", 2).state_dict()
+    best = load_file(str(out / "best.safetensors"))
+    assert np.allclose(best["blocks.2.0.conv_pw.weight"], start["blocks.2.0.conv_pw.weight"])
+    assert np.allclose(best["bn1.running_mean"], start["bn1.running_mean"])  # frozen BN
+    assert not np.allclose(best["blocks.6.0.conv_pw.weight"], start["blocks.6.0.conv_pw.weight"])
+
+
+def test_stop_keeps_what_was_saved(shapes_folder, tmp_path):
+    control = ev.Control()
+    seen: list = []
+
+    def listener(event):
+        seen.append(event)
+        if isinstance(event, ev.EpochDone) and event.epoch == 1:
+            control.stop()
+
+    out = tmp_path / "stopped"
+    result = train(_quick(mode="fine-tune", freeze="head", epochs=20, batch_size=8),
+                   shapes_folder, out, [listener], control)
+    assert result.cancelled and result.metrics["epochs_run"] == 1
+    assert (out / "best.safetensors").is_file()
+    assert isinstance(seen[-1], ev.Finished) and seen[-1].cancelled
+
+
+def test_stop_before_anything_is_learned(shapes_folder, tmp_path):
+    control = ev.Control()
+    control.stop()
+    result = train(_quick(), shapes_folder, tmp_path / "never", control=control)
+    assert result.cancelled and not (tmp_path / "never" / "best.safetensors").exists()
+
+
+def test_pause_blocks_between_batches(shapes_folder, tmp_path):
+    control = ev.Control()
+    batches: list = []
+    paused_once = threading.Event()
+
+    def listener(event):
+        if isinstance(event, ev.BatchDone):
+            batches.append(event)
+            if len(batches) == 1:
+                control.pause()
+                paused_once.set()
+
+    thread = threading.Thread(target=train, args=(
+        _quick(mode="fine-tune", freeze="head", epochs=1, batch_size=8), shapes_folder,
+        tmp_path / "paused", [listener], control))
+    thread.start()
+    assert paused_once.wait(120)
+    thread.join(1.5)
+    assert thread.is_alive() and len(batches) == 1  # held at the checkpoint
+    control.resume()
+    thread.join(120)
+    assert not thread.is_alive() and len(batches) > 1
+
+
+def test_bad_inputs_fail_with_messages(shapes_folder, tmp_path):
+    failures: list = []
+    with pytest.raises(TrainingError, match="inside the dataset folder"):
+        train(_quick(), shapes_folder, shapes_folder / "runs", [failures.append])
+    assert isinstance(failures[-1], ev.Failed) and "never writes" in failures[-1].message
+    train(_quick(epochs=2), shapes_folder, tmp_path / "once")
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(_quick(epochs=2), shapes_folder, tmp_path / "once")
+    with pytest.raises(ValueError, match="augmentation"):
+        train(_quick(augmentation="sparkles"), scan(shapes_folder), tmp_path / "aug")

@@ -1,0 +1,93 @@
+"""Predicting new images with a trained run, the same way validation saw them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .device import DeviceSetup, pick_device
+from .images import ImageReadError, looks_like_image, read_image
+from .preprocess import eval_view, normalize, prepare
+from .run import LoadedRun, load_run
+
+
+@dataclass
+class Prediction:
+    path: str
+    label: str | None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
+
+    def as_dict(self) -> dict:
+        data = {"path": self.path, "label": self.label, "probabilities": self.probabilities}
+        if self.error:
+            data["error"] = self.error
+        return data
+
+
+def expand_paths(paths: list[str | Path]) -> list[Path]:
+    """Images named directly, plus the images found recursively in named folders."""
+    out: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            out.extend(
+                sorted(f for f in path.rglob("*") if f.is_file() and looks_like_image(f)
+                       and not any(part.startswith(".") for part in f.relative_to(path).parts))
+            )
+        else:
+            out.append(path)
+    return out
+
+
+class Predictor:
+    """A loaded run ready to label images; unreadable files get an error, not an exception."""
+
+    def __init__(self, run: LoadedRun, setup: DeviceSetup | None = None):
+        self.run = run
+        self.setup = setup or pick_device("auto")
+        self.model = run.model.to(self.setup.device).eval()
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "auto") -> Predictor:
+        return cls(load_run(run_dir), pick_device(device))
+
+    @property
+    def classes(self) -> list[str]:
+        return self.run.classes
+
+    @torch.inference_mode()
+    def probabilities(self, squares: np.ndarray) -> np.ndarray:
+        """Probabilities for prepared uint8 squares ``(N, S, S, 3)``."""
+        prep = self.run.preprocessing
+        batch = torch.from_numpy(squares).permute(0, 3, 1, 2)
+        x = normalize(eval_view(batch, prep).to(self.setup.device), prep)
+        return self.model(x).float().softmax(dim=1).cpu().numpy()
+
+    def predict(self, paths: list[str | Path], batch_size: int = 32) -> list[Prediction]:
+        files = expand_paths(paths)
+        results: list[Prediction] = []
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            squares, ok = [], []
+            for file in chunk:
+                try:
+                    squares.append(prepare(read_image(file), self.run.preprocessing))
+                    ok.append(file)
+                except ImageReadError as exc:
+                    results.append(Prediction(str(file), None, error=str(exc)))
+            if ok:
+                probs = self.probabilities(np.stack(squares))
+                for file, p in zip(ok, probs, strict=True):
+                    results.append(Prediction(
+                        str(file), self.classes[int(p.argmax())],
+                        {c: float(v) for c, v in zip(self.classes, p, strict=True)},
+                    ))
+        order = {str(f): i for i, f in enumerate(files)}
+        return sorted(results, key=lambda r: order.get(r.path, 0))

