@@ -28,11 +28,15 @@ run: $(STAMP)
 	$(VENV)/bin/tlstudio --sample
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check tlstudio tests
+	$(VENV)/bin/ruff check tlstudio tests scripts
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -ra
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tlstudio tests
+	$(VENV)/bin/ruff check tlstudio tests scripts
+
+# README's pictures: every wizard step rendered offscreen on the sample dataset.
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

@@ -12,7 +12,7 @@ SCHEDULES = ("cosine", "onecycle")
 
 # Per-mode defaults: a linear probe trains a tiny head on cached features (many cheap
 # epochs, larger steps); a fine-tune moves pretrained weights (few epochs, small steps).
-_MODE_DEFAULTS = {
+MODE_DEFAULTS = {
     "linear-probe": {"epochs": 40, "lr": 3e-3, "patience": 15},
     "fine-tune": {"epochs": 8, "lr": 5e-4, "patience": 4},
 }
@@ -54,7 +54,7 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
-        defaults = _MODE_DEFAULTS[self.mode]
+        defaults = MODE_DEFAULTS[self.mode]
         data = asdict(self)
         for key, value in defaults.items():
             if data[key] is None:

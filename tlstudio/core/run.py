@@ -121,3 +121,25 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         dir=run_dir, config=config, classes=classes,
         preprocessing=Preprocessing.from_dict(config["preprocessing"]), model=model,
     )
+
+
+@dataclass
+class PredictionRow:
+    path: str
+    label: str
+    predicted: str
+    confidence: float
+
+    @property
+    def correct(self) -> bool:
+        return self.label == self.predicted
+
+
+def read_predictions(run_dir: str | Path) -> list[PredictionRow]:
+    """The validation predictions a run wrote (``predictions.csv``)."""
+    path = Path(run_dir) / PREDICTIONS
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return [PredictionRow(r["path"], r["label"], r["predicted"], float(r["confidence"]))
+                for r in csv.DictReader(fh)]

@@ -1,0 +1,79 @@
+"""Render every wizard step offscreen to docs/screenshots/*.png (used by README).
+
+Runs the real studio on the sample dataset: scan, backbone cards, layer tree, a short
+training, results and predictions. Usage: QT_QPA_PLATFORM=offscreen python scripts/screenshots.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("TLSTUDIO_HOME", tempfile.mkdtemp(prefix="tlstudio-shots-"))
+OUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
+def wait_until(app, condition, timeout: float = 300.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the studio did not get there in time")
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main() -> int:
+    from tlstudio.gui.app import create_app
+    from tlstudio.gui.main_window import MainWindow
+
+    app = create_app()
+    window = MainWindow()
+    window.resize(1180, 780)
+    window.show()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    def shot(name: str) -> None:
+        for _ in range(20):
+            app.processEvents()
+            time.sleep(0.02)
+        window.grab().save(str(OUT / f"{name}.png"))
+        print("wrote", OUT / f"{name}.png")
+
+    window.data_page.load_sample()
+    wait_until(app, lambda: window.state.index is not None)
+    wait_until(app, lambda: window.data_page.thumbs.count() >= 24)
+    shot("1-data")
+    window.go(1)
+    wait_until(app, lambda: not window.backbone_page.loading)
+    shot("2-backbone")
+    window.go(2)
+    wait_until(app, lambda: window.layers_page.tree_model is not None)
+    window.layers_page.apply_preset("last-1")
+    tree, model = window.layers_page.tree, window.layers_page.tree_model
+    tree.expand(model.index_of("blocks"))
+    shot("3-layers")
+    window.layers_page.probe_radio.setChecked(True)
+    window.go(3)
+    window.train_page.epochs.setValue(15)
+    window.train_page.start()
+    wait_until(app, lambda: window.train_page.finished_metrics is not None, 600)
+    shot("4-train")
+    window.go(4)
+    wait_until(app, lambda: window.results_page.gallery.count() > 0
+               or "(0)" in window.results_page.gallery_title.text())
+    shot("5-results")
+    window.go(5)
+    sample = window.state.index.items
+    window.predict_page.predict_paths([sample[0].path, sample[-1].path, sample[5].path])
+    wait_until(app, lambda: window.predict_page.table.rowCount() == 3)
+    shot("6-predict")
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Training runs off the GUI thread: the GUI keeps painting, Stop is quick, closing is safe,
+and a failure is shown as a message while the app stays usable."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QMessageBox
+
+from tlstudio.core.dataset import scan
+from tlstudio.core.layers import FreezePlan
+
+
+def _ready_to_train(qtbot, window, folder, frozen=()):
+    """Dataset chosen, lite0, fine-tune with ``frozen`` module paths; on the Train step."""
+    window.state.set_dataset(scan(folder))
+    qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)
+    window.go(2)
+    layers = window.layers_page
+    qtbot.waitUntil(lambda: layers.tree_model is not None, timeout=60_000)
+    layers.tune_radio.setChecked(True)
+    layers.tree_model.set_plan(FreezePlan(layers.net, frozen))
+    assert window.state.mode == "fine-tune"
+    window.go(3)
+    assert window.current == 3
+    page = window.train_page
+    page.batch.setValue(4)
+    return page
+
+
+def test_gui_thread_keeps_painting_and_stop_is_quick(qtbot, window, shapes):
+    page = _ready_to_train(qtbot, window, shapes, frozen=["conv_stem", "bn1", "blocks.0",
+                                                          "blocks.1", "blocks.2", "blocks.3"])
+    page.epochs.setValue(50)
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    page.start()
+    qtbot.waitUntil(lambda: len(page.train_points[0]) >= 3, timeout=120_000)
+    ticks.clear()
+    qtbot.wait(2000)  # two seconds of training with the timer running
+    gaps = [b - a for a, b in zip(ticks, ticks[1:], strict=False)]
+    assert len(ticks) >= 40, f"timer fired only {len(ticks)} times in 2 s"
+    assert max(gaps) < 0.4, f"GUI thread blocked for {max(gaps):.2f} s"
+
+    started = time.perf_counter()
+    page.stop()
+    qtbot.waitUntil(lambda: not page.running, timeout=5_000)
+    assert time.perf_counter() - started < 2.5
+    timer.stop()
+    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=2_000)
+    assert not page.stop_button.isEnabled()
+
+
+def test_pause_holds_training(qtbot, window, shapes):
+    page = _ready_to_train(qtbot, window, shapes, frozen=["conv_stem", "bn1", "blocks"])
+    page.epochs.setValue(50)
+    page.start()
+    qtbot.waitUntil(lambda: len(page.train_points[0]) >= 2, timeout=120_000)
+    page.toggle_pause()
+    assert page.pause_button.text() == "Resume"
+    qtbot.wait(500)
+    held = len(page.train_points[0])
+    qtbot.wait(1500)
+    assert len(page.train_points[0]) == held
+    page.toggle_pause()
+    qtbot.waitUntil(lambda: len(page.train_points[0]) > held, timeout=30_000)
+    page.stop()
+    qtbot.waitUntil(lambda: not page.running, timeout=5_000)
+
+
+def test_close_while_training_asks_then_stops_keeping_the_checkpoint(
+        qtbot, window, shapes, monkeypatch):
+    page = _ready_to_train(qtbot, window, shapes, frozen=["conv_stem", "bn1", "blocks"])
+    page.epochs.setValue(50)
+    page.start()
+    qtbot.waitUntil(lambda: len(page.val_points[0]) >= 1, timeout=120_000)
+
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.No)
+    assert not window.close()  # "No": the window stays, training goes on
+    assert page.running
+
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
+    assert window.close()
+    assert not page.running
+    run_dir = page.current_run_dir
+    assert (run_dir / "best.safetensors").is_file()
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 1
+
+
+def test_failure_is_shown_and_the_app_stays_usable(qtbot, window, shapes, monkeypatch):
+    import tlstudio.core.trainer as trainer
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(trainer, "train_one_epoch", out_of_memory)
+    page = _ready_to_train(qtbot, window, shapes, frozen=["conv_stem"])
+    page.epochs.setValue(2)
+    page.start()
+    qtbot.waitUntil(lambda: page.start_button.isEnabled() and "failed" in page.status_label.text(),
+                    timeout=120_000)
+    assert "ran out of memory" in page.status_label.text()
+    assert "lower the batch size" in page.log.toPlainText()
+    assert page.start_button.isEnabled()
+    window.go(0)
+    assert window.current == 0  # still navigable

@@ -1,0 +1,156 @@
+"""The main window: a step sidebar, the current step, and Back/Next with the reason when
+Next is disabled. Dropping files anywhere goes to the step that takes them."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .. import __version__
+from .pages.backbone_page import BackbonePage
+from .pages.data_page import DataPage
+from .pages.layers_page import LayersPage
+from .pages.predict_page import PredictPage
+from .pages.results_page import ResultsPage
+from .pages.train_page import TrainPage
+from .state import StudioState, settings
+from .widgets import dropped_paths
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: StudioState | None = None):
+        super().__init__()
+        self.state = state or StudioState()
+        self.setWindowTitle(f"tlstudio {__version__} — transfer-learning studio")
+        self.setAcceptDrops(True)
+        self.data_page = DataPage(self.state)
+        self.backbone_page = BackbonePage(self.state)
+        self.layers_page = LayersPage(self.state)
+        self.train_page = TrainPage(self.state)
+        self.results_page = ResultsPage(self.state)
+        self.predict_page = PredictPage(self.state)
+        self.pages = [self.data_page, self.backbone_page, self.layers_page, self.train_page,
+                      self.results_page, self.predict_page]
+
+        self.steps = QListWidget()
+        self.steps.setObjectName("steps")
+        self.steps.setFixedWidth(170)
+        for i, page in enumerate(self.pages, 1):
+            self.steps.addItem(QListWidgetItem(f"{i}  {page.title}"))
+        self.stack = QStackedWidget()
+        for page in self.pages:
+            self.stack.addWidget(page)
+            page.changed.connect(self.update_navigation)
+        self.steps.currentRowChanged.connect(self._show_step)
+
+        self.back_button = QPushButton("← Back")
+        self.next_button = QPushButton("Next →")
+        self.next_button.setObjectName("primary")
+        self.back_button.clicked.connect(lambda: self.go(self.current - 1))
+        self.next_button.clicked.connect(lambda: self.go(self.current + 1))
+        self.reason_label = QLabel("")
+        self.reason_label.setObjectName("reason")
+        self.reason_label.setWordWrap(True)
+
+        nav = QHBoxLayout()
+        nav.addWidget(self.reason_label, 1)
+        nav.addWidget(self.back_button)
+        nav.addWidget(self.next_button)
+        right = QVBoxLayout()
+        right.addWidget(self.stack, 1)
+        right.addLayout(nav)
+        central = QWidget()
+        outer = QHBoxLayout(central)
+        outer.setContentsMargins(0, 0, 8, 8)
+        outer.addWidget(self.steps)
+        outer.addLayout(right, 1)
+        self.setCentralWidget(central)
+        self.train_page.training_finished.connect(lambda _m: self.update_navigation())
+        self.state.training_changed.connect(lambda _r: self.update_navigation())
+
+        geometry = settings().value("window_geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1180, 780)
+        self.steps.setCurrentRow(0)
+
+    # --- navigation ---------------------------------------------------------------------
+    @property
+    def current(self) -> int:
+        return self.stack.currentIndex()
+
+    def reachable(self) -> int:
+        """The furthest step the user may open: up to the first step that blocks."""
+        for i, page in enumerate(self.pages):
+            if page.blocker() is not None:
+                return i
+        return len(self.pages) - 1
+
+    def go(self, step: int) -> None:
+        if 0 <= step <= self.reachable():
+            self.steps.setCurrentRow(step)
+
+    def _show_step(self, step: int) -> None:
+        if step > self.reachable():
+            self.steps.setCurrentRow(self.current)
+            return
+        self.stack.setCurrentIndex(step)
+        self.pages[step].on_enter()
+        self.update_navigation()
+
+    def update_navigation(self) -> None:
+        reach = self.reachable()
+        for i in range(self.steps.count()):
+            item = self.steps.item(i)
+            flags = item.flags()
+            enabled = i <= reach
+            item.setFlags(flags | Qt.ItemFlag.ItemIsEnabled if enabled
+                          else flags & ~Qt.ItemFlag.ItemIsEnabled)
+        page = self.pages[self.current]
+        reason = page.blocker()
+        last = self.current == len(self.pages) - 1
+        self.next_button.setEnabled(reason is None and not last)
+        self.back_button.setEnabled(self.current > 0)
+        self.reason_label.setText("" if reason is None else f"Next is disabled: {reason}")
+
+    # --- drops and closing --------------------------------------------------------------
+    def dragEnterEvent(self, event):  # noqa: N802 (Qt override)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = dropped_paths(event.mimeData())
+        if not paths:
+            return
+        event.acceptProposedAction()
+        page = self.pages[self.current]
+        if not page.accepts_drops():
+            self.go(0)
+            page = self.data_page
+        page.drop_paths(paths)
+
+    def closeEvent(self, event):  # noqa: N802
+        if self.train_page.running:
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "Stop training and close? The best checkpoint saved so far is kept.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+            self.train_page.stop_and_wait()
+        settings().setValue("window_geometry", self.saveGeometry())
+        event.accept()

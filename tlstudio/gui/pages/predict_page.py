@@ -1,0 +1,148 @@
+"""Step 6, Predict: drop new images or folders, read the top classes, preview each."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ...core.predict import Predictor
+from ..widgets import DropZone, thumbnail, title
+from ..workers import run_task
+from .base import Page
+
+
+class PredictPage(Page):
+    title = "Predict"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.predictor: Predictor | None = None
+        self.predictor_for = None
+        self.results: list = []
+        self.busy = False
+        layout = QVBoxLayout(self)
+        layout.addWidget(title("Predict new images"))
+        row = QHBoxLayout()
+        self.drop_zone = DropZone("Drop images or folders here")
+        self.drop_zone.dropped.connect(self.predict_paths)
+        row.addWidget(self.drop_zone, 1)
+        buttons = QVBoxLayout()
+        self.files_button = QPushButton("Add images…")
+        self.files_button.clicked.connect(self._browse_files)
+        self.folder_button = QPushButton("Add folder…")
+        self.folder_button.clicked.connect(self._browse_folder)
+        buttons.addWidget(self.files_button)
+        buttons.addWidget(self.folder_button)
+        row.addLayout(buttons)
+        layout.addLayout(row)
+        self.status_label = QLabel("")
+        layout.addWidget(self.status_label)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["image", "1st", "2nd", "3rd"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
+        self.table.itemSelectionChanged.connect(self._preview_selected)
+        splitter.addWidget(self.table)
+        preview = QWidget()
+        preview_layout = QVBoxLayout(preview)
+        self.preview = QLabel("Select a row to preview it.")
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setMinimumSize(256, 256)
+        self.preview_text = QLabel("")
+        self.preview_text.setWordWrap(True)
+        preview_layout.addWidget(self.preview, 1)
+        preview_layout.addWidget(self.preview_text)
+        splitter.addWidget(preview)
+        splitter.setSizes([560, 320])
+        layout.addWidget(splitter, 1)
+
+    def accepts_drops(self) -> bool:
+        return True
+
+    def drop_paths(self, paths) -> None:
+        self.predict_paths(paths)
+
+    def _browse_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Images", str(Path.home()))
+        if files:
+            self.predict_paths([Path(f) for f in files])
+
+    def _browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images", str(Path.home()))
+        if folder:
+            self.predict_paths([Path(folder)])
+
+    def predict_paths(self, paths: list[Path]) -> None:
+        run_dir = self.state.run_dir
+        if run_dir is None:
+            self.status_label.setText("Train a model first (step Train).")
+            return
+        self.busy = True
+        self.status_label.setText(f"Predicting {len(paths)} item(s)…")
+
+        cached = self.predictor if self.predictor_for == run_dir else None
+
+        def work():  # the loaded model comes back with the results, by signal
+            predictor = cached or Predictor.from_run(run_dir)
+            return predictor, run_dir, predictor.predict(list(paths))
+
+        run_task(work, on_done=self._show, on_error=self._failed, parent=self)
+
+    def _failed(self, message: str) -> None:
+        self.busy = False
+        self.status_label.setText(f"Prediction failed: {message}")
+
+    def _show(self, outcome) -> None:
+        self.predictor, self.predictor_for, results = outcome
+        self.busy = False
+        start = len(self.results)
+        self.results.extend(results)
+        self.table.setRowCount(len(self.results))
+        shown = min(3, len(self.predictor.classes))
+        for column in (2, 3):
+            self.table.setColumnHidden(column, column > shown)
+        for r, result in enumerate(results, start):
+            self.table.setItem(r, 0, QTableWidgetItem(Path(result.path).name))
+            if result.error:
+                self.table.setItem(r, 1, QTableWidgetItem(f"unreadable: {result.error}"))
+                continue
+            for c, (label, p) in enumerate(result.top(3), 1):
+                self.table.setItem(r, c, QTableWidgetItem(f"{label}  {p:.1%}"))
+        errors = sum(1 for r in results if r.error)
+        self.status_label.setText(f"{len(results)} image(s) predicted"
+                                  + (f", {errors} unreadable" if errors else "") + ".")
+        if results:
+            self.table.selectRow(start)
+
+    def _preview_selected(self) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows:
+            return
+        result = self.results[rows[0].row()]
+        try:
+            self.preview.setPixmap(QPixmap.fromImage(thumbnail(result.path, 320)))
+        except Exception as exc:
+            self.preview.setText(str(exc))
+        if result.error:
+            self.preview_text.setText(result.error)
+        else:
+            self.preview_text.setText(
+                f"<b>{result.label}</b><br>" + "<br>".join(
+                    f"{label}: {p:.1%}" for label, p in result.top(len(result.probabilities))))

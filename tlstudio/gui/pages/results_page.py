@@ -1,0 +1,155 @@
+"""Step 5, Results: summary, confusion matrix, per-class table, misclassified images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from ...core.run import load_run, read_predictions
+from ..widgets import thumbnail, title
+from ..workers import run_task
+from .base import Page
+
+GALLERY_LIMIT = 60
+
+
+class ConfusionMatrixPlot(pg.PlotWidget):
+    """Heatmap with counts; rows are the true class, columns the predicted one."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent, background="w", title="Confusion matrix")
+        self.setMouseEnabled(False, False)
+        self.hideButtons()
+        self.getPlotItem().invertY(True)
+        self.setLabel("left", "true class")
+        self.setLabel("bottom", "predicted class")
+        self.matrix = np.zeros((0, 0), dtype=int)
+
+    def show_matrix(self, matrix: list[list[int]], classes: list[str]) -> None:
+        self.clear()
+        self.matrix = np.asarray(matrix, dtype=int)
+        n = len(classes)
+        row_share = self.matrix / np.maximum(self.matrix.sum(axis=1, keepdims=True), 1)
+        image = pg.ImageItem(row_share.T)  # ImageItem is indexed [x, y]
+        image.setLookupTable(pg.colormap.get("CET-L12").getLookupTable(nPts=256))
+        image.setLevels((0, 1))
+        image.setRect(-0.5, -0.5, n, n)
+        self.addItem(image)
+        for true in range(n):
+            for pred in range(n):
+                dark = row_share[true, pred] > 0.55
+                text = pg.TextItem(str(self.matrix[true, pred]), anchor=(0.5, 0.5),
+                                   color=(255, 255, 255) if dark else (20, 20, 20))
+                text.setPos(pred, true)
+                self.addItem(text)
+        ticks = [list(enumerate(classes))]
+        self.getAxis("bottom").setTicks(ticks)
+        self.getAxis("left").setTicks(ticks)
+        self.setXRange(-0.5, n - 0.5, padding=0)
+        self.setYRange(-0.5, n - 0.5, padding=0)
+
+
+class ResultsPage(Page):
+    title = "Results"
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.shown_run = None
+        self.metrics: dict = {}
+        layout = QVBoxLayout(self)
+        layout.addWidget(title("Results on the validation images"))
+        self.summary_label = QLabel("No finished run yet.")
+        self.summary_label.setObjectName("summary")
+        self.summary_label.setWordWrap(True)
+        layout.addWidget(self.summary_label)
+        row = QHBoxLayout()
+        self.matrix_plot = ConfusionMatrixPlot()
+        self.matrix_plot.setMinimumSize(300, 260)
+        row.addWidget(self.matrix_plot, 1)
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "images"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        row.addWidget(self.table, 1)
+        layout.addLayout(row, 1)
+        self.gallery_title = QLabel("Misclassified validation images")
+        layout.addWidget(self.gallery_title)
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(96, 96))
+        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.gallery.setGridSize(QSize(150, 150))
+        self.gallery.setWordWrap(True)
+        layout.addWidget(self.gallery, 1)
+        state.run_changed.connect(self._run_changed)
+
+    def _run_changed(self) -> None:
+        self.shown_run = None
+
+    def on_enter(self) -> None:
+        run_dir = self.state.run_dir
+        if run_dir is None or run_dir == self.shown_run:
+            return
+        self.shown_run = run_dir
+        self.show_run(run_dir)
+
+    def show_run(self, run_dir) -> None:
+        run = load_run(run_dir)
+        m = self.metrics = run.metrics
+        classes = run.classes
+        extra = f" · ROC AUC {m['roc_auc']:.3f}" if "roc_auc" in m else ""
+        self.summary_label.setText(
+            f"<b>Accuracy {m['val_accuracy']:.1%}</b> on {m['count']} validation images · "
+            f"loss {m['val_loss']:.3f} · balanced accuracy {m['balanced_accuracy']:.1%} · "
+            f"macro F1 {m['macro_f1']:.3f}{extra} · best epoch {m['best_epoch']} of "
+            f"{m['epochs_run']} · {run.config['backbone']['display_name']}")
+        self.matrix_plot.show_matrix(m["confusion_matrix"], classes)
+        self.table.setRowCount(len(classes))
+        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        for r, name in enumerate(classes):
+            row = m["per_class"][name]
+            values = [name, f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+                      f"{row['f1']:.3f}", str(row["support"])]
+            for c, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                if c:
+                    item.setTextAlignment(right)
+                self.table.setItem(r, c, item)
+        wrong = [row for row in read_predictions(run_dir) if not row.correct]
+        wrong.sort(key=lambda row: -row.confidence)  # the most confident mistakes first
+        self.gallery_title.setText(f"Misclassified validation images ({len(wrong)})")
+        self.gallery.clear()
+        shown = wrong[:GALLERY_LIMIT]
+
+        def work():
+            out = []
+            for row in shown:
+                try:
+                    out.append((row, thumbnail(row.path, 96)))
+                except Exception:
+                    out.append((row, None))
+            return out
+
+        run_task(work, on_done=self._fill_gallery, parent=self)
+
+    def _fill_gallery(self, rows) -> None:
+        for row, image in rows:
+            icon = QIcon(QPixmap.fromImage(image)) if image is not None else QIcon()
+            item = QListWidgetItem(
+                icon, f"true: {row.label}\npredicted: {row.predicted}\n({row.confidence:.0%})")
+            item.setToolTip(row.path)
+            self.gallery.addItem(item)

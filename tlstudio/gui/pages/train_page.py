@@ -1,0 +1,294 @@
+"""Step 4, Train: settings with working defaults, Start/Pause/Stop, live curves, ETA, log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+)
+
+from ...core.config import MODE_DEFAULTS
+from ...core.device import pick_device
+from ...core.preprocess import AUGMENTATIONS
+from ...core.samples import app_data_dir
+from ..widgets import title
+from ..workers import TrainingThread, TrainingWorker
+from .base import Page
+
+
+def _eta(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class TrainPage(Page):
+    title = "Train"
+    training_finished = Signal(dict)
+
+    def __init__(self, state, parent=None):
+        super().__init__(state, parent)
+        self.runner: TrainingThread | None = None
+        self.current_run_dir: Path | None = None
+        self.finished_metrics: dict | None = None
+        self._mode_filled: str | None = None
+        self._t0 = 0.0
+        self._batches_total = 0
+        self._batches_done = 0
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(title("Training"))
+        top = QHBoxLayout()
+        form = QFormLayout()
+        self.mode_label = QLabel("")
+        self.mode_label.setWordWrap(True)
+        self.mode_label.setMaximumWidth(420)
+        form.addRow("Mode:", self.mode_label)
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 500)
+        form.addRow("Epochs:", self.epochs)
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(5)
+        self.lr.setRange(1e-5, 1.0)
+        self.lr.setSingleStep(1e-4)
+        form.addRow("Learning rate:", self.lr)
+        self.batch = QSpinBox()
+        self.batch.setRange(1, 512)
+        self.batch.setValue(32)
+        form.addRow("Batch size:", self.batch)
+        self.augmentation = QComboBox()
+        self.augmentation.addItems(AUGMENTATIONS)
+        self.augmentation.setCurrentText("light")
+        form.addRow("Augmentation:", self.augmentation)
+        self.class_weights = QCheckBox("balance classes in the loss")
+        form.addRow("Class weights:", self.class_weights)
+        self.patience = QSpinBox()
+        self.patience.setRange(1, 100)
+        form.addRow("Stop after no gain for:", self.patience)
+        self.device_label = QLabel(pick_device("auto").description)
+        form.addRow("Device:", self.device_label)
+        for field in (self.epochs, self.lr, self.batch, self.augmentation, self.patience):
+            field.setMaximumWidth(180)
+        top.addLayout(form)
+
+        controls = QVBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("primary")
+        self.pause_button = QPushButton("Pause")
+        self.stop_button = QPushButton("Stop")
+        self.start_button.clicked.connect(self.start)
+        self.pause_button.clicked.connect(self.toggle_pause)
+        self.stop_button.clicked.connect(self.stop)
+        for b in (self.start_button, self.pause_button, self.stop_button):
+            controls.addWidget(b)
+        controls.addStretch(1)
+        top.addLayout(controls)
+        self.status_label = QLabel("Ready.")
+        self.status_label.setWordWrap(True)
+        side = QVBoxLayout()
+        side.addWidget(self.status_label)
+        self.progress = QProgressBar()
+        self.progress.setFormat("%p %")
+        side.addWidget(self.progress)
+        self.rate_label = QLabel("")
+        self.rate_label.setWordWrap(True)
+        side.addWidget(self.rate_label)
+        side.addStretch(1)
+        top.addLayout(side, 1)
+        layout.addLayout(top)
+
+        plots = QHBoxLayout()
+        self.loss_plot = pg.PlotWidget(background="w", title="Loss")
+        self.loss_plot.addLegend(offset=(-10, 10))
+        self.loss_plot.setLabel("bottom", "epoch")
+        self.train_curve = self.loss_plot.plot([], [], pen=pg.mkPen((70, 130, 180), width=1),
+                                               name="training (per batch)")
+        self.val_curve = self.loss_plot.plot([], [], pen=pg.mkPen((220, 90, 40), width=2),
+                                             symbol="o", symbolSize=6,
+                                             symbolBrush=(220, 90, 40), name="validation")
+        self.acc_plot = pg.PlotWidget(background="w", title="Validation accuracy")
+        self.acc_plot.setLabel("bottom", "epoch")
+        self.acc_plot.setYRange(0, 1)
+        self.acc_curve = self.acc_plot.plot([], [], pen=pg.mkPen((40, 160, 90), width=2),
+                                            symbol="o", symbolSize=6, symbolBrush=(40, 160, 90))
+        for plot in (self.loss_plot, self.acc_plot):
+            plot.setMinimumSize(220, 160)
+            plots.addWidget(plot)
+        layout.addLayout(plots, 1)
+        self.log = QPlainTextEdit()
+        self.log.setReadOnly(True)
+        self.log.setMaximumBlockCount(2000)
+        self.log.setMaximumHeight(110)
+        self.log.setMinimumHeight(60)
+        layout.addWidget(self.log)
+        self._reset_curves()
+        self._set_running(False)
+
+    # --- form ---------------------------------------------------------------------------
+    def on_enter(self) -> None:
+        mode = self.state.mode
+        self.mode_label.setText(
+            ("Linear probe" if mode == "linear-probe" else "Fine-tune")
+            + f" · {self.state.spec.display_name}\n{self.state.trainable_summary}")
+        if mode != self._mode_filled:  # defaults that work for the chosen mode
+            defaults = MODE_DEFAULTS[mode]
+            self.epochs.setValue(defaults["epochs"])
+            self.lr.setValue(defaults["lr"])
+            self.patience.setValue(defaults["patience"])
+            self._mode_filled = mode
+
+    def form_values(self) -> dict:
+        return dict(epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
+                    augmentation=self.augmentation.currentText(),
+                    class_weights=self.class_weights.isChecked(),
+                    patience=self.patience.value())
+
+    # --- running ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self.runner is not None and self.runner.running
+
+    def start(self) -> None:
+        if self.running or self.state.index is None:
+            return
+        config = self.state.train_config(**self.form_values())
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = self.current_run_dir = app_data_dir() / "runs" / f"{stamp}-{config.backbone}"
+        self._reset_curves()
+        self.finished_metrics = None
+        self.log.clear()
+        self.write_log(f"Run folder: {out}")
+        worker = TrainingWorker(config, self.state.index, out)
+        worker.stage_progress.connect(self._stage)
+        worker.epoch_started.connect(self._epoch_started)
+        worker.batch_done.connect(self._batch)
+        worker.epoch_done.connect(self._epoch)
+        worker.notice.connect(self.write_log)
+        worker.finished.connect(lambda info: self._finished(info, out))
+        worker.failed.connect(self._failed)
+        self.runner = TrainingThread(worker, self)
+        self.runner.ended.connect(lambda: self._set_running(False))
+        self._t0 = time.perf_counter()
+        self._batches_done = 0
+        self._set_running(True)
+        self.runner.start()
+
+    def toggle_pause(self) -> None:
+        if not self.running:
+            return
+        worker = self.runner.worker
+        if worker.control.paused:
+            worker.resume()
+            self.pause_button.setText("Pause")
+            self.status_label.setText("Resumed.")
+        else:
+            worker.pause()
+            self.pause_button.setText("Resume")
+            self.status_label.setText("Paused (between batches).")
+
+    def stop(self) -> None:
+        if self.running:
+            self.status_label.setText("Stopping after the current batch…")
+            self.runner.worker.stop()
+
+    def stop_and_wait(self, timeout_ms: int = 30000) -> bool:
+        return self.runner.stop_and_wait(timeout_ms) if self.running else True
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.pause_button.setEnabled(running)
+        self.stop_button.setEnabled(running)
+        self.pause_button.setText("Pause")
+        for w in (self.epochs, self.lr, self.batch, self.augmentation, self.class_weights,
+                  self.patience):
+            w.setEnabled(not running)
+        if self.state.training != running:
+            self.state.set_training(running)
+        self.changed.emit()
+
+    # --- events -------------------------------------------------------------------------
+    def write_log(self, text: str) -> None:
+        self.log.appendPlainText(text)
+
+    def _reset_curves(self) -> None:
+        self.train_points: tuple[list, list] = ([], [])
+        self.val_points: tuple[list, list] = ([], [])
+        self.acc_points: tuple[list, list] = ([], [])
+        for curve in (self.train_curve, self.val_curve, self.acc_curve):
+            curve.setData([], [])
+        self.progress.setValue(0)
+        self.rate_label.setText("")
+
+    def _stage(self, stage: str, done: int, total: int) -> None:
+        self.status_label.setText(f"{stage}: {done}/{total}")
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(done)
+
+    def _epoch_started(self, epoch: int, epochs: int) -> None:
+        self.status_label.setText(f"Epoch {epoch} of {epochs}")
+
+    def _batch(self, info: dict) -> None:
+        epochs = self.epochs.value()
+        self._batches_total = info["batches"] * epochs
+        self._batches_done = (info["epoch"] - 1) * info["batches"] + info["batch"]
+        self.progress.setRange(0, self._batches_total)
+        self.progress.setValue(self._batches_done)
+        x = info["epoch"] - 1 + info["batch"] / info["batches"]
+        self.train_points[0].append(x)
+        self.train_points[1].append(info["loss"])
+        self.train_curve.setData(*self.train_points)
+        elapsed = time.perf_counter() - self._t0
+        rate = self._batches_done / max(elapsed, 1e-6)
+        remaining = (self._batches_total - self._batches_done) / max(rate, 1e-6)
+        self.rate_label.setText(f"{info['images_per_s']:.0f} images/s · ETA {_eta(remaining)}")
+
+    def _epoch(self, info: dict) -> None:
+        self.val_points[0].append(info["epoch"])
+        self.val_points[1].append(info["val_loss"])
+        self.acc_points[0].append(info["epoch"])
+        self.acc_points[1].append(info["val_accuracy"])
+        self.val_curve.setData(*self.val_points)
+        self.acc_curve.setData(*self.acc_points)
+        star = "  (best so far, saved)" if info["improved"] else ""
+        self.write_log(f"epoch {info['epoch']}/{info['epochs']}: train loss "
+                       f"{info['train_loss']:.4f}, val loss {info['val_loss']:.4f}, "
+                       f"val accuracy {info['val_accuracy']:.3f}{star}")
+
+    def _finished(self, info: dict, out: Path) -> None:
+        metrics = info.get("metrics") or {}
+        if not metrics:
+            self.status_label.setText("Stopped before the first epoch finished; nothing saved.")
+            return
+        self.finished_metrics = metrics
+        word = "Stopped" if info.get("cancelled") else "Finished"
+        self.status_label.setText(
+            f"{word}: validation accuracy {metrics['val_accuracy']:.3f} (best epoch "
+            f"{metrics['best_epoch']}). Open Results.")
+        self.progress.setValue(self.progress.maximum())
+        self.state.set_run(out)
+        self.training_finished.emit(metrics)
+
+    def _failed(self, message: str) -> None:
+        self.status_label.setText("<b>Training failed.</b> " + message.splitlines()[0])
+        self.write_log("ERROR: " + message)
+
+    def blocker(self) -> str | None:
+        if self.running:
+            return "Training is running: wait for it to finish or press Stop."
+        if self.state.run_dir is None:
+            return "Press Start and let at least one epoch finish."
+        return None

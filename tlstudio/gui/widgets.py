@@ -1,0 +1,67 @@
+"""Small widgets shared by pages: the drop zone, section titles, thumbnails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
+
+
+def title(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("title")
+    return label
+
+
+def hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("hint")
+    label.setWordWrap(True)
+    return label
+
+
+def dropped_paths(mime) -> list[Path]:
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
+class DropZone(QFrame):
+    """A dashed area that takes dropped files and folders."""
+
+    dropped = Signal(list)
+
+    def __init__(self, text: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("dropzone")
+        self.setAcceptDrops(True)
+        self.setMinimumHeight(64)
+        layout = QVBoxLayout(self)
+        self.label = QLabel(text)
+        self.label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.label.setWordWrap(True)
+        layout.addWidget(self.label)
+
+    def dragEnterEvent(self, event):  # noqa: N802 (Qt override)
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event):  # noqa: N802
+        paths = dropped_paths(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.dropped.emit(paths)
+
+
+def thumbnail(path: str | Path, side: int = 96) -> QImage:
+    """A square-ish thumbnail, read with the engine's reader (any format, EXIF upright).
+
+    Runs in worker threads: QImage (unlike QPixmap) may be made off the GUI thread.
+    """
+    from ..core.images import read_image
+
+    img = read_image(path)
+    img.thumbnail((side, side))
+    data = img.tobytes("raw", "RGB")
+    qimage = QImage(data, img.width, img.height, img.width * 3, QImage.Format.Format_RGB888)
+    return qimage.copy()  # own the pixels: `data` goes away with this frame

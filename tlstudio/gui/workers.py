@@ -1,0 +1,178 @@
+"""Running core work off the GUI thread.
+
+* :func:`run_task` — short jobs (scan, thumbnails, model build, prediction) on the global
+  QThreadPool; results come back as signals, never through shared state.
+* :class:`TrainingWorker` — a QObject moved to its own QThread (the Qt docs pattern) that
+  calls ``core.training.train`` and turns its events into throttled signals. Stop/pause go
+  through a ``core.events.Control`` the trainer checks between batches: a queued slot could
+  not run while the worker's loop is busy.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal, Slot
+
+from ..core import events as ev
+
+
+class TaskSignals(QObject):
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+
+
+class _Runnable(QRunnable):
+    def __init__(self, fn: Callable[..., Any], signals: TaskSignals, with_progress: bool):
+        super().__init__()
+        self.fn, self.signals, self.with_progress = fn, signals, with_progress
+        self.setAutoDelete(True)
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except RuntimeError:  # the page that asked is gone (window closed): nobody to tell
+            pass
+
+    def _run(self) -> None:
+        try:
+            if self.with_progress:
+                last = [0.0]
+
+                def progress(done: int, total: int) -> None:
+                    now = time.perf_counter()
+                    if done == total or now - last[0] > 0.05:  # at most ~20 updates/s
+                        last[0] = now
+                        self.signals.progress.emit(done, total)
+
+                result = self.fn(progress)
+            else:
+                result = self.fn()
+        except Exception as exc:  # reported to the user, never crashes the app
+            message = str(exc) or type(exc).__name__
+            if not _is_user_error(exc):
+                message += "\n" + traceback.format_exc(limit=4)
+            self.signals.failed.emit(message)
+        else:
+            self.signals.finished.emit(result)
+
+
+def _is_user_error(exc: Exception) -> bool:
+    return type(exc).__name__ in {"DatasetError", "BackboneError", "WeightsError", "RunError",
+                                  "TrainingError", "FileNotFoundError", "ValueError"}
+
+
+def run_task(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,
+             on_error: Callable[[str], None] | None = None,
+             on_progress: Callable[[int, int], None] | None = None,
+             parent: QObject | None = None) -> TaskSignals:
+    """Run ``fn`` in the thread pool. With ``on_progress``, ``fn`` receives a progress callback."""
+    signals = TaskSignals(parent)
+    if on_done is not None:
+        signals.finished.connect(on_done)
+    if on_error is not None:
+        signals.failed.connect(on_error)
+    if on_progress is not None:
+        signals.progress.connect(on_progress)
+    QThreadPool.globalInstance().start(_Runnable(fn, signals, on_progress is not None))
+    return signals
+
+
+class TrainingWorker(QObject):
+    """Runs one training in a QThread; emits Python scalars and small dicts."""
+
+    stage_progress = Signal(str, int, int)
+    epoch_started = Signal(int, int)
+    batch_done = Signal(dict)
+    epoch_done = Signal(dict)
+    notice = Signal(str)
+    finished = Signal(dict)
+    failed = Signal(str)
+
+    BATCH_INTERVAL_S = 0.05  # at most ~20 plot updates a second
+
+    def __init__(self, config, dataset, out_dir) -> None:
+        super().__init__()
+        self.config, self.dataset, self.out_dir = config, dataset, out_dir
+        self.control = ev.Control()
+        self._last_batch = 0.0
+        self._last_stage = 0.0
+
+    @Slot()
+    def run(self) -> None:
+        from ..core.training import train
+
+        try:
+            train(self.config, self.dataset, self.out_dir, [self._on_event], self.control)
+        except Exception:  # train() already emitted Failed with a readable message
+            pass
+        finally:
+            # End the thread's event loop from inside: a queued quit() would wait for the
+            # GUI thread, which may itself be waiting for this thread (closing the window).
+            QThread.currentThread().quit()
+
+    def _on_event(self, event: ev.Event) -> None:
+        now = time.perf_counter()
+        if isinstance(event, ev.BatchDone):
+            if event.batch == event.batches or now - self._last_batch >= self.BATCH_INTERVAL_S:
+                self._last_batch = now
+                self.batch_done.emit(asdict(event))
+        elif isinstance(event, ev.StageProgress):
+            if event.done == event.total or now - self._last_stage >= self.BATCH_INTERVAL_S:
+                self._last_stage = now
+                self.stage_progress.emit(event.stage, event.done, event.total)
+        elif isinstance(event, ev.EpochStarted):
+            self.epoch_started.emit(event.epoch, event.epochs)
+        elif isinstance(event, ev.EpochDone):
+            self.epoch_done.emit(asdict(event))
+        elif isinstance(event, ev.Notice):
+            self.notice.emit(event.message)
+        elif isinstance(event, ev.Finished):
+            self.finished.emit(asdict(event))
+        elif isinstance(event, ev.Failed):
+            self.failed.emit(event.message)
+
+    def stop(self) -> None:
+        self.control.stop()
+
+    def pause(self) -> None:
+        self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+
+class TrainingThread(QObject):
+    """Owns the QThread and the worker; cleans both up when training ends."""
+
+    ended = Signal()
+
+    def __init__(self, worker: TrainingWorker, parent: QObject | None = None):
+        super().__init__(parent)
+        self.worker = worker
+        self.thread = QThread()
+        self.thread.setObjectName("tlstudio-training")
+        worker.moveToThread(self.thread)
+        self.thread.started.connect(worker.run)
+        self.thread.finished.connect(self._cleanup)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.isRunning()
+
+    def stop_and_wait(self, timeout_ms: int = 30000) -> bool:
+        """Ask the trainer to stop and wait (the loop notices within one batch)."""
+        self.worker.stop()
+        return self.thread.wait(timeout_ms)
+
+    def _cleanup(self) -> None:
+        self.worker.deleteLater()
+        QTimer.singleShot(0, self.ended.emit)
