@@ -181,6 +181,38 @@ def cmd_backbones(args) -> int:
     return 0
 
 
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="time the engine against a plain hand-written PyTorch loop")
+    p.add_argument("--data", required=True, help="folder, CSV, or 'sample'")
+    p.add_argument("--backbone", default=None)
+    p.add_argument("--mode", choices=["linear-probe", "fine-tune", "partial"],
+                   default="linear-probe",
+                   help="partial: only the last stage (and head) trains")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--repeats", type=int, default=1, help="alternating engine/reference pairs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="end stdout with one JSON object")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from .core.backbones import DEFAULT_BACKBONE
+    from .core.bench import format_report, run_bench
+    from .core.dataset import scan
+
+    index = scan(_resolve_data(args.data))
+    result = run_bench(index, args.backbone or DEFAULT_BACKBONE, args.mode, args.epochs,
+                       args.batch_size, args.lr, args.device, args.seed, args.repeats,
+                       log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(format_report(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -195,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_backbones(sub)
+    _add_bench(sub)
     return parser
 
 

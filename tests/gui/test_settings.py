@@ -26,6 +26,6 @@ def test_settings_are_remembered(qtbot, window, shapes):
     again = MainWindow()
     qtbot.addWidget(again)
     assert again.state.spec.name == "mobilenet_v2"
-    assert (again.width(), again.height()) == size != (1180, 780)  # the user's size, not the default
+    assert (again.width(), again.height()) == size != (1180, 780)  # not the default size
     qtbot.waitUntil(lambda: not again.backbone_page.loading, timeout=60_000)
     assert again.backbone_page.cards["mobilenet_v2"].radio.isChecked()

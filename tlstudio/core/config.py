@@ -43,6 +43,10 @@ class TrainConfig:
     amp: bool = True
     init_from: str | None = None  # a previous run whose weights this one starts from
     workers: int = 4  # decoding threads
+    use_cache: bool = True  # decoded images kept on disk (tlstudio's cache, keyed by file)
+    cache_dir: str | None = None  # None: tlstudio's own cache folder
+    cache_frozen_prefix: bool = True  # compute a frozen prefix once instead of every epoch
+    prefix_cache_mb: int = 2048  # memory allowed for those cached activations
 
     def resolved(self) -> TrainConfig:
         """A copy with mode defaults filled in and every value checked."""

@@ -6,7 +6,8 @@ never from hard-coded constants. The split is:
 
 * ``prepare`` (once per image, CPU): shorter side resized to ``input/crop_pct``, centre
   square kept, as uint8. This is what gets decoded once and cached.
-* ``eval_view`` / augmentation (per use, cheap): crop the input size out of that square.
+* ``eval_view`` / ``augment.augment_batch`` (per use, cheap): the input size out of that
+  square.
 * ``normalize`` (per batch, on the device): uint8 -> float, mean/std.
 """
 
@@ -18,7 +19,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import v2
 
 _PIL_RESAMPLE = {
     "bicubic": Image.Resampling.BICUBIC,
@@ -95,33 +95,3 @@ def normalize(batch: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     mean = torch.tensor(prep.mean, device=batch.device).view(1, 3, 1, 1) * 255.0
     std = torch.tensor(prep.std, device=batch.device).view(1, 3, 1, 1) * 255.0
     return (batch.float() - mean) / std
-
-
-def augmentation(preset: str, prep: Preprocessing) -> v2.Transform:
-    """A per-image uint8 CHW -> uint8 CHW (input size) random transform for training.
-
-    * none: the evaluation crop, nothing random.
-    * light: random crop within the margin and horizontal flips.
-    * photo: random resized crops, flips, colour jitter (natural photos, products).
-    * grayscale-medical: mild crops and rotations, flips, brightness/contrast only (scans,
-      micrographs: no hue or saturation changes, no aggressive zoom).
-    """
-    size = list(prep.input_size)
-    if preset == "none":
-        return v2.CenterCrop(size)
-    if preset == "light":
-        return v2.Compose([v2.RandomCrop(size), v2.RandomHorizontalFlip()])
-    if preset == "photo":
-        return v2.Compose([
-            v2.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.03),
-        ])
-    if preset == "grayscale-medical":
-        return v2.Compose([
-            v2.RandomRotation(10),
-            v2.RandomResizedCrop(size, scale=(0.7, 1.0), ratio=(0.9, 1.1), antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.ColorJitter(brightness=0.2, contrast=0.2),
-        ])
-    raise ValueError(f"unknown augmentation '{preset}'; choose one of {', '.join(AUGMENTATIONS)}")

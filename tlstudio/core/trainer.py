@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
+from .augment import augment_batch
 from .config import TrainConfig
 from .device import DeviceSetup
 from .events import (
@@ -33,10 +33,12 @@ from .events import (
     StageProgress,
 )
 from .layers import set_train_mode
-from .preprocess import Preprocessing, augmentation, eval_view, normalize
+from .prefix import split_frozen_prefix
+from .preprocess import Preprocessing, eval_view, normalize
 from .run import RunRecord
 
 Emit = Callable[[Event], None]
+PROGRESS_INTERVAL_S = 0.1  # batch progress (and its host sync) at most ten times a second
 
 
 @dataclass
@@ -56,20 +58,6 @@ class FitResult:
     epochs_run: int
     stopped_early: bool
     cancelled: bool = False
-
-
-class SquaresDataset(Dataset):
-    """Training images: prepared uint8 squares through a random per-image transform."""
-
-    def __init__(self, images: np.ndarray, targets: np.ndarray, transform) -> None:
-        self.images, self.targets, self.transform = images, targets, transform
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int):
-        square = torch.from_numpy(self.images[i]).permute(2, 0, 1)
-        return self.transform(square), int(self.targets[i])
 
 
 def class_weight_tensor(targets: np.ndarray, num_classes: int) -> torch.Tensor:
@@ -154,8 +142,10 @@ def extract_features(
     model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
     batch_size: int, control: Control, emit: Emit, flip: bool = False, stage: str = "features",
 ) -> torch.Tensor:
-    """Frozen-backbone features of every image (evaluation crop, optionally mirrored)."""
+    """Frozen-backbone features of every image (evaluation crop, optionally mirrored); they
+    stay on the training device."""
     model.eval()
+    model.to(memory_format=torch.channels_last)
     chunks = []
     for start in range(0, len(images), batch_size):
         control.checkpoint()
@@ -165,7 +155,8 @@ def extract_features(
             batch = batch.flip(-1)
         x = normalize(batch.to(setup.device, non_blocking=True), prep)
         with _autocast(setup):
-            chunks.append(_forward_features(model, x).float().cpu())
+            features = _forward_features(model, x.contiguous(memory_format=torch.channels_last))
+        chunks.append(features.float())
         emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
     return torch.cat(chunks)
 
@@ -235,7 +226,8 @@ def fit_linear_probe(
     try:
         for epoch in range(1, config.epochs + 1):
             book.start(epoch)
-            t0, total_loss = time.perf_counter(), 0.0
+            t0, last_emit = time.perf_counter(), 0.0
+            total_loss = torch.zeros((), device=setup.device)
             order = torch.randperm(n, generator=generator).to(setup.device)
             for b in range(steps):
                 control.checkpoint()
@@ -246,15 +238,19 @@ def fit_linear_probe(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                total_loss += loss.item() * len(idx)
-                emit(BatchDone(epoch, b + 1, steps, loss.item(),
-                               len(idx) * (b + 1) / max(1e-9, time.perf_counter() - t0)))
+                total_loss += loss.detach() * len(idx)
+                now = time.perf_counter()
+                if b + 1 == steps or now - last_emit >= PROGRESS_INTERVAL_S:
+                    last_emit = now
+                    emit(BatchDone(epoch, b + 1, steps, loss.item(),
+                                   len(idx) * (b + 1) / max(1e-9, now - t0)))
             with torch.inference_mode():
                 head.eval()
                 probs = head(val_feats).float().softmax(1).cpu().numpy()
                 head.train()
             val_loss, val_acc = _val_metrics(probs, val_targets)
-            if book.done(epoch, total_loss / n, val_loss, val_acc, scheduler.get_last_lr()[0],
+            if book.done(epoch, total_loss.item() / n, val_loss, val_acc,
+                         scheduler.get_last_lr()[0],
                          time.perf_counter() - t0):
                 stopped_early = True
                 break
@@ -265,19 +261,127 @@ def fit_linear_probe(
     return FitResult(book.best_epoch, book.epochs_run, stopped_early, cancelled)
 
 
-def train_one_epoch(
-    model: nn.Module, loader: DataLoader, prep: Preprocessing, setup: DeviceSetup,
-    optimizer, scheduler, scaler, loss_fn, epoch: int, emit: Emit, control: Control,
-) -> float:
-    """One pass over the training images; returns the mean training loss."""
-    set_train_mode(model)
-    total, seen, t0 = 0.0, 0, time.perf_counter()
-    for b, (batch, targets) in enumerate(loader, 1):
+class ImageBatches:
+    """Training batches straight from the prepared uint8 squares.
+
+    Indexing the array (no per-image Python), pinned host memory and non-blocking copies
+    on a GPU, augmentation of the whole batch on the device.
+    """
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, prep: Preprocessing,
+                 setup: DeviceSetup, preset: str, batch_size: int, generator: torch.Generator):
+        self.images, self.targets, self.prep, self.setup = images, targets, prep, setup
+        self.preset, self.batch_size, self.generator = preset, batch_size, generator
+        n = len(images)
+        self.steps = n // batch_size if n > batch_size else 1  # drop the ragged last batch
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        order = torch.randperm(len(self.images), generator=self.generator).numpy()
+        cuda = self.setup.device.type == "cuda"
+        for b in range(self.steps):
+            idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
+            batch = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2)
+            targets = torch.from_numpy(self.targets[idx])
+            if cuda:
+                batch, targets = batch.pin_memory(), targets.pin_memory()
+            batch = batch.to(self.setup.device, non_blocking=True)
+            x = augment_batch(batch, self.preset, self.prep)
+            yield x.contiguous(memory_format=torch.channels_last), targets.to(
+                self.setup.device, non_blocking=True)
+
+    def validation_probabilities(self, model: nn.Module, images: np.ndarray,
+                                 control: Control) -> np.ndarray:
+        return predict_squares(model, images, self.prep, self.setup, self.batch_size, control)
+
+
+class CachedPrefixBatches:
+    """Training batches of frozen-prefix activations: each image as is or mirrored."""
+
+    def __init__(self, views: list[torch.Tensor], targets: np.ndarray, val: torch.Tensor,
+                 setup: DeviceSetup, batch_size: int, generator: torch.Generator):
+        self.views, self.val, self.setup = views, val, setup
+        self.targets = torch.from_numpy(targets)
+        self.batch_size, self.generator = batch_size, generator
+        n = len(targets)
+        self.steps = n // batch_size if n > batch_size else 1
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        n = len(self.targets)
+        order = torch.randperm(n, generator=self.generator)
+        which = torch.randint(len(self.views), (n,), generator=self.generator)
+        for b in range(self.steps):
+            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+            view = which[idx]
+            parts = [self.views[v][idx[view == v].to(self.views[v].device)]
+                     for v in range(len(self.views))]
+            labels = [self.targets[idx[view == v]] for v in range(len(self.views))]
+            yield (torch.cat(parts).to(self.setup.device, non_blocking=True),
+                   torch.cat(labels).to(self.setup.device, non_blocking=True))
+
+    @torch.inference_mode()
+    def validation_probabilities(self, suffix: nn.Module, _images, control: Control):
+        suffix.eval()
+        out = []
+        for start in range(0, len(self.val), self.batch_size):
+            control.checkpoint()
+            x = self.val[start : start + self.batch_size].to(self.setup.device)
+            with _autocast(self.setup):
+                out.append(suffix(x).float().softmax(dim=1).cpu())
+        return torch.cat(out).numpy()
+
+
+@torch.inference_mode()
+def prefix_activations(
+    prefix: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
+    batch_size: int, control: Control, emit: Emit, flip: bool, stage: str,
+    budget_bytes: int,
+) -> torch.Tensor | None:
+    """Frozen-prefix outputs for every image (kept on the training device when it is a GPU);
+    None when they would not fit in ``budget_bytes``."""
+    prefix.eval()
+    store = setup.device if setup.device.type == "cuda" else torch.device("cpu")
+    out: torch.Tensor | None = None
+    for start in range(0, len(images), batch_size):
         control.checkpoint()
+        batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
+        batch = eval_view(batch, prep)
+        if flip:
+            batch = batch.flip(-1)
         x = normalize(batch.to(setup.device, non_blocking=True), prep)
-        if setup.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
-        y = targets.to(setup.device, non_blocking=True)
+        with _autocast(setup):
+            y = prefix(x.contiguous(memory_format=torch.channels_last))
+        if out is None:
+            dtype = setup.amp_dtype or torch.float32
+            per_image = y[0].numel() * torch.finfo(dtype).bits // 8
+            if per_image * len(images) > budget_bytes:
+                return None
+            out = torch.empty((len(images), *y.shape[1:]), dtype=dtype, device=store)
+        out[start : start + len(y)] = y.to(out.dtype)
+        emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
+    return out
+
+
+def train_one_epoch(
+    model: nn.Module, batches, setup: DeviceSetup, optimizer, scheduler, scaler, loss_fn,
+    epoch: int, emit: Emit, control: Control,
+) -> float:
+    """One pass over the training batches; returns the mean training loss.
+
+    The loss stays on the device; it is read back (a host sync) only for throttled
+    progress events and once at the end of the epoch.
+    """
+    set_train_mode(model)
+    total = torch.zeros((), device=setup.device)
+    seen, t0, last_emit = 0, time.perf_counter(), 0.0
+    steps = len(batches)
+    for b, (x, y) in enumerate(batches, 1):
+        control.checkpoint()
         with _autocast(setup):
             loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
@@ -289,19 +393,41 @@ def train_one_epoch(
             loss.backward()
             optimizer.step()
         scheduler.step()
-        value = loss.item()
-        total += value * len(y)
+        total += loss.detach().float() * len(y)
         seen += len(y)
-        emit(BatchDone(epoch, b, len(loader), value, seen / max(1e-9, time.perf_counter() - t0)))
-    return total / max(1, seen)
+        now = time.perf_counter()
+        if b == steps or now - last_emit >= PROGRESS_INTERVAL_S:
+            last_emit = now
+            emit(BatchDone(epoch, b, steps, loss.item(), seen / max(1e-9, now - t0)))
+    return total.item() / max(1, seen)
 
 
-def validate(
-    model: nn.Module, data: TrainingData, prep: Preprocessing, setup: DeviceSetup,
-    batch_size: int, control: Control,
-) -> tuple[float, float]:
-    probs = predict_squares(model, data.val_images, prep, setup, batch_size, control)
-    return _val_metrics(probs, data.val_targets)
+def _cached_prefix(model, data, prep, config, setup, emit, control, generator):
+    """CachedPrefixBatches and the suffix to train, or None to run the whole network."""
+    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
+    split = split_frozen_prefix(model, frozen) if config.cache_frozen_prefix else None
+    if split is None:
+        return None
+    prefix, suffix = split
+    flips = [False, True] if config.augmentation != "none" else [False]
+    share = config.prefix_cache_mb * 2**20 // (len(flips) + 1)
+    views = []
+    for flip in flips:
+        acts = prefix_activations(prefix, data.train_images, prep, setup, config.batch_size,
+                                  control, emit, flip, "frozen layers, once", share)
+        if acts is None:
+            emit(Notice("frozen-layer outputs exceed the memory budget; running the whole "
+                        "network each batch"))
+            return None
+        views.append(acts)
+    val = prefix_activations(prefix, data.val_images, prep, setup, config.batch_size,
+                             control, emit, False, "frozen layers, validation", share)
+    if val is None:
+        return None
+    emit(Notice(f"frozen layers computed once ({len(prefix)} units); only the trainable "
+                "rest runs each epoch"))
+    return suffix, CachedPrefixBatches(views, data.train_targets, val, setup,
+                                       config.batch_size, generator)
 
 
 def fit_fine_tune(
@@ -309,47 +435,56 @@ def fit_fine_tune(
     setup: DeviceSetup, record: RunRecord, emit: Emit, control: Control,
     evaluate_start: bool = False,
 ) -> FitResult:
-    """Train the parameters the FreezePlan left trainable (already applied to ``model``)."""
+    """Train the parameters the FreezePlan left trainable (already applied to ``model``).
+
+    When the frozen part is a prefix of the network (the usual "last N stages" recipe) and
+    its outputs fit in ``config.prefix_cache_mb``, it runs once per image and view (as is,
+    mirrored); only the trainable rest runs each epoch. Otherwise every batch runs the
+    whole network on freshly augmented images.
+    """
     model.to(setup.device)
-    if setup.device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
+    model.to(memory_format=torch.channels_last)
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("every layer is frozen: unfreeze at least the head to fine-tune")
     generator = torch.Generator().manual_seed(config.seed)
-    loader = DataLoader(
-        SquaresDataset(data.train_images, data.train_targets,
-                       augmentation(config.augmentation, prep)),
-        batch_size=config.batch_size, shuffle=True, generator=generator,
-        drop_last=len(data.train_images) > config.batch_size,
-        pin_memory=setup.device.type == "cuda",
-    )
+    cached = _cached_prefix(model, data, prep, config, setup, emit, control, generator)
+    if cached is not None:
+        net, batches = cached
+    else:
+        net, batches = model, ImageBatches(data.train_images, data.train_targets, prep, setup,
+                                           config.augmentation, config.batch_size, generator)
     weights = (class_weight_tensor(data.train_targets, data.num_classes).to(setup.device)
                if config.class_weights else None)
     loss_fn = nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing)
     optimizer = make_optimizer(trainable, config)
-    scheduler = make_scheduler(optimizer, config, len(loader))
+    scheduler = make_scheduler(optimizer, config, len(batches))
     scaler = torch.amp.GradScaler("cuda") if setup.amp_dtype == torch.float16 else None
 
     def save() -> None:
         record.save_weights(model.state_dict())
 
+    def evaluate() -> tuple[float, float]:
+        probs = batches.validation_probabilities(net, data.val_images, control)
+        return _val_metrics(probs, data.val_targets)
+
     book = EpochBook(config, record, emit, save)
-    if evaluate_start:
-        # The starting point counts as "epoch 0": fine-tuning never ends worse than it began.
-        val_loss, val_acc = validate(model, data, prep, setup, config.batch_size, control)
-        book.best, book.best_epoch = (val_acc, -val_loss), 0
-        save()
-        record.append_epoch({"epoch": 0, "val_loss": val_loss, "val_accuracy": val_acc})
-        emit(Notice(f"starting point: validation accuracy {val_acc:.3f}"))
     stopped_early = cancelled = False
     try:
+        if evaluate_start:
+            # The starting point counts as "epoch 0": fine-tuning never ends worse than it
+            # began.
+            val_loss, val_acc = evaluate()
+            book.best, book.best_epoch = (val_acc, -val_loss), 0
+            save()
+            record.append_epoch({"epoch": 0, "val_loss": val_loss, "val_accuracy": val_acc})
+            emit(Notice(f"starting point: validation accuracy {val_acc:.3f}"))
         for epoch in range(1, config.epochs + 1):
             book.start(epoch)
             t0 = time.perf_counter()
-            train_loss = train_one_epoch(model, loader, prep, setup, optimizer, scheduler,
-                                         scaler, loss_fn, epoch, emit, control)
-            val_loss, val_acc = validate(model, data, prep, setup, config.batch_size, control)
+            train_loss = train_one_epoch(net, batches, setup, optimizer, scheduler, scaler,
+                                         loss_fn, epoch, emit, control)
+            val_loss, val_acc = evaluate()
             if book.done(epoch, train_loss, val_loss, val_acc, scheduler.get_last_lr()[0],
                          time.perf_counter() - t0):
                 stopped_early = True

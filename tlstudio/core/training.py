@@ -20,9 +20,9 @@ from safetensors.torch import load_file
 
 from .. import __version__
 from .backbones import build_model, get_spec
+from .cache import ImageCache, decode_images
 from .config import TrainConfig
 from .dataset import DatasetError, DatasetIndex, scan
-from .decoded import decode_images
 from .device import pick_device
 from .events import Cancelled, Control, Event, Failed, Finished, Listener, Notice, StageProgress
 from .layers import FreezePlan, apply_freeze_plan, preset_plan
@@ -129,11 +129,14 @@ def _train(config: TrainConfig, dataset, out_dir: Path, emit, control: Control) 
 
     parts = {"train": split.train, "val": split.val, "test": split.test}
     order = [pos for name in ("train", "val", "test") for pos in parts[name]]
+    cache = ImageCache(config.cache_dir) if config.use_cache else None
     squares, failures = decode_images(
         [index.items[p].path for p in order], prep, workers=config.workers,
         progress=lambda d, t: emit(StageProgress("decoding images", d, t)),
-        check=control.checkpoint,
+        check=control.checkpoint, cache=cache,
     )
+    if cache is not None and cache.stats.hits:
+        emit(Notice(f"{cache.stats.hits} of {len(order)} images read from the cache"))
     for k, reason in failures.items():
         emit(Notice(f"{index.items[order[k]].path}: {reason}; skipped"))
     where = {pos: k for k, pos in enumerate(order)}
@@ -160,6 +163,8 @@ def _train(config: TrainConfig, dataset, out_dir: Path, emit, control: Control) 
         plan = preset_plan(model, config.freeze)
     apply_freeze_plan(model, plan)
     setup = pick_device(config.device, config.amp)
+    if setup.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick kernels
     emit(Notice(f"training on {setup.description}; {plan.summary()}"))
 
     record = RunRecord(out_dir)

@@ -1,0 +1,117 @@
+"""ImageCache: decoded, resized images on disk, so a dataset is decoded once, not every run.
+
+Each image is stored as the prepared uint8 square (see ``preprocess.prepare``) in tlstudio's
+own cache folder — never the user's — under a key made of the file's identity (resolved
+path, size, modification time) and the preparation (side, resize method). A changed file
+gets a new key and is decoded again; unchanged files are read back in milliseconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .images import ImageReadError, read_image
+from .preprocess import Preprocessing, prepare
+from .samples import app_data_dir
+
+
+def default_cache_dir() -> Path:
+    return app_data_dir() / "cache" / "images"
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    failures: int = 0
+
+
+class ImageCache:
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root) if root is not None else default_cache_dir()
+        self.stats = CacheStats()
+
+    def key(self, path: Path, prep: Preprocessing) -> str:
+        st = path.stat()
+        identity = (f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|"
+                    f"{prep.prepared_size}|{prep.interpolation}")
+        return hashlib.blake2b(identity.encode(), digest_size=20).hexdigest()
+
+    def _file(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npy"
+
+    def get(self, path: Path, prep: Preprocessing) -> tuple[np.ndarray, bool]:
+        """The prepared square of one image and whether it came from the cache."""
+        try:
+            file = self._file(self.key(path, prep))
+        except OSError as exc:
+            raise ImageReadError(f"cannot open file ({exc.strerror or exc})") from exc
+        side = prep.prepared_size
+        if file.exists():
+            try:
+                square = np.load(file, allow_pickle=False)
+                if square.shape == (side, side, 3) and square.dtype == np.uint8:
+                    return square, True
+            except (OSError, ValueError):
+                pass  # a damaged entry is simply rebuilt
+        square = prepare(read_image(path), prep)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, square, allow_pickle=False)
+            os.replace(tmp, file)
+        except OSError:
+            pass  # a full or read-only disk only costs speed
+        return square, False
+
+
+def decode_images(
+    paths: list[Path],
+    prep: Preprocessing,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int = 4,
+    check: Callable[[], None] | None = None,
+    cache: ImageCache | None = None,
+) -> tuple[np.ndarray, dict[int, str]]:
+    """All images as an ``(N, S, S, 3)`` uint8 array, and ``{position: reason}`` of failures.
+
+    With a cache, unchanged files are read back instead of decoded. Failed positions hold
+    zeros; callers drop them. ``check`` is the trainer's stop/pause checkpoint.
+    """
+    side = prep.prepared_size
+    out = np.zeros((len(paths), side, side, 3), dtype=np.uint8)
+    failures: dict[int, str] = {}
+
+    def work(pos: int) -> tuple[int, str | None, bool]:
+        try:
+            if cache is not None:
+                out[pos], hit = cache.get(paths[pos], prep)
+            else:
+                out[pos], hit = prepare(read_image(paths[pos]), prep), False
+        except ImageReadError as exc:
+            return pos, str(exc), False
+        return pos, None, hit
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for done, (pos, error, hit) in enumerate(pool.map(work, range(len(paths))), 1):
+            if cache is not None:
+                if error is not None:
+                    cache.stats.failures += 1
+                elif hit:
+                    cache.stats.hits += 1
+                else:
+                    cache.stats.misses += 1
+            if error is not None:
+                failures[pos] = error
+            if progress is not None:
+                progress(done, len(paths))
+            if check is not None:
+                check()
+    return out, failures
