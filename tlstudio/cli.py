@@ -131,8 +131,10 @@ def cmd_train(args) -> int:
 
 
 def _add_predict(sub) -> None:
-    p = sub.add_parser("predict", help="label images with a trained run")
-    p.add_argument("--run", required=True, help="run folder written by `tlstudio train`")
+    p = sub.add_parser("predict", help="label images with a trained run or an exported model")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run folder written by `tlstudio train`")
+    source.add_argument("--model", help="exported model.onnx or model.pt (sidecars beside it)")
     p.add_argument("paths", nargs="+", help="images or folders")
     p.add_argument("--json", action="store_true", help="print a JSON list")
     p.add_argument("--device", default="auto")
@@ -140,23 +142,52 @@ def _add_predict(sub) -> None:
 
 
 def cmd_predict(args) -> int:
-    from .core.predict import Predictor
+    from .core.predict import Predictor, expand_paths
 
-    predictor = Predictor.from_run(args.run, args.device)
-    results = predictor.predict(args.paths)
-    if not results:
+    if args.model:
+        from .export_runtime import ExportedModel
+
+        rows = ExportedModel.load(args.model).predict(expand_paths(args.paths))
+    else:
+        rows = [r.as_dict() for r in Predictor.from_run(args.run, args.device).predict(
+            args.paths)]
+    if not rows:
         print("no images found in the given paths", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=2))
+        print(json.dumps(rows, indent=2))
     else:
-        for r in results:
-            if r.error:
-                print(f"{r.path}\tERROR: {r.error}")
+        for r in rows:
+            if r.get("error"):
+                print(f"{r['path']}\tERROR: {r['error']}")
             else:
-                top = ", ".join(f"{c} {p:.3f}" for c, p in r.top(3))
-                print(f"{r.path}\t{r.label}\t({top})")
-    return EXIT_BAD_INPUT if all(r.error for r in results) else 0
+                top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+                text = ", ".join(f"{c} {p:.3f}" for c, p in top)
+                print(f"{r['path']}\t{r['label']}\t({text})")
+    return EXIT_BAD_INPUT if all(r.get("error") for r in rows) else 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a run to ONNX or TorchScript, with a parity check")
+    p.add_argument("--run", required=True)
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", required=True, help="new folder for the model and its sidecars")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from .core.export import ExportError, export_run
+
+    try:
+        result = export_run(args.run, args.format, args.out,
+                            progress=lambda text: print(text, file=sys.stderr))
+    except ExportError as exc:
+        print(f"tlstudio: export refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"exported {result.model_file}")
+    print(f"parity on {result.images} validation images: {result.agreement:.2%} agreement, "
+          f"max |dp| {result.max_abs_diff:.2e}")
+    return 0
 
 
 def _add_backbones(sub) -> None:
@@ -228,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(sub)
     _add_backbones(sub)
     _add_bench(sub)
+    _add_export(sub)
     return parser
 
 
@@ -237,9 +269,10 @@ def _bad_input_types() -> tuple[type, ...]:
     from .core.run import RunError
     from .core.training import TrainingError
     from .core.weights import WeightsError
+    from .export_runtime import ModelLoadError
 
     return (DatasetError, BackboneError, RunError, TrainingError, WeightsError, ValueError,
-            FileNotFoundError)
+            FileNotFoundError, ModelLoadError)
 
 
 def main(argv: list[str] | None = None) -> int:

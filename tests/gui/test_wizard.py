@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtWidgets import QRadioButton
+from PySide6.QtWidgets import QFileDialog, QRadioButton
 
 from tlstudio.core.backbones import build_model
 from tlstudio.core.layers import preset_plan
@@ -20,7 +20,7 @@ def click(qtbot, button):
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton, pos=QPoint(x, button.height() // 2))
 
 
-def test_whole_wizard(qtbot, window, mri_folder):
+def test_whole_wizard(qtbot, window, mri_folder, tmp_path, monkeypatch):
     # Data: nothing chosen yet, and the window says why Next is disabled
     assert not window.next_button.isEnabled()
     assert "Choose a folder" in window.reason_label.text()
@@ -85,6 +85,14 @@ def test_whole_wizard(qtbot, window, mri_folder):
     assert f"Accuracy {accuracy:.1%}" in results.summary_label.text()
     assert results.table.rowCount() == 2
     assert results.table.item(0, 0).text() == "no"
+    # Export from the Results step: the parity figure is shown to the user
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
+    results.format_combo.setCurrentText("onnx")
+    click(qtbot, results.export_button)
+    qtbot.waitUntil(lambda: "validation images" in results.export_label.text()
+                    or "refused" in results.export_label.text(), timeout=120_000)
+    assert "same answer as the app on 100.0% of 16" in results.export_label.text()
+    assert list(tmp_path.glob("*-onnx/model.onnx"))
 
     # Predict: drop one image on the window
     click(qtbot, window.next_button)

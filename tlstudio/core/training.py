@@ -181,6 +181,7 @@ def _train(config: TrainConfig, dataset, out_dir: Path, emit, control: Control) 
         "device": setup.description,
         "dataset": {
             "root": str(index.root), "source": index.source, "counts": index.counts(),
+            "groups": len({item.group for item in index.items if item.group is not None}),
             "split_sizes": {"train": len(train_y), "val": len(val_y), "test": len(test_y)},
             "problems": [str(p) for p in index.problems],
         },

@@ -64,7 +64,8 @@ class _Runnable(QRunnable):
 
 def _is_user_error(exc: Exception) -> bool:
     return type(exc).__name__ in {"DatasetError", "BackboneError", "WeightsError", "RunError",
-                                  "TrainingError", "FileNotFoundError", "ValueError"}
+                                  "TrainingError", "FileNotFoundError", "ValueError", "ExportError",
+                                  "ModelLoadError"}
 
 
 def run_task(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,

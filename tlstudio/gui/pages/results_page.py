@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QPushButton,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
 )
 
+from ...core.export import export_run
 from ...core.run import load_run, read_predictions
 from ..widgets import thumbnail, title
 from ..workers import run_task
@@ -95,6 +101,18 @@ class ResultsPage(Page):
         self.gallery.setGridSize(QSize(150, 150))
         self.gallery.setWordWrap(True)
         layout.addWidget(self.gallery, 1)
+        export_row = QHBoxLayout()
+        export_row.addWidget(QLabel("Export for use outside the app:"))
+        self.format_combo = QComboBox()
+        self.format_combo.addItems(["onnx", "torchscript"])
+        export_row.addWidget(self.format_combo)
+        self.export_button = QPushButton("Export…")
+        self.export_button.clicked.connect(self._choose_export_folder)
+        export_row.addWidget(self.export_button)
+        self.export_label = QLabel("")
+        self.export_label.setWordWrap(True)
+        export_row.addWidget(self.export_label, 1)
+        layout.addLayout(export_row)
         state.run_changed.connect(self._run_changed)
 
     def _run_changed(self) -> None:
@@ -145,6 +163,32 @@ class ResultsPage(Page):
             return out
 
         run_task(work, on_done=self._fill_gallery, parent=self)
+
+    def _choose_export_folder(self) -> None:
+        parent = QFileDialog.getExistingDirectory(self, "Export into folder", str(Path.home()))
+        if parent and self.shown_run is not None:
+            fmt = self.format_combo.currentText()
+            self.export(Path(parent) / f"{Path(self.shown_run).name}-{fmt}", fmt)
+
+    def export(self, out_dir: Path, fmt: str) -> None:
+        """Export off the GUI thread; the label tells how the parity check went."""
+        self.export_button.setEnabled(False)
+        self.export_label.setText(f"Exporting to {out_dir} and checking it …")
+        run_dir = self.shown_run
+
+        def done(result) -> None:
+            self.export_button.setEnabled(True)
+            self.export_label.setText(
+                f"Exported {result.model_file} — same answer as the app on "
+                f"{result.agreement:.1%} of {result.images} validation images "
+                f"(max probability difference {result.max_abs_diff:.1e}). See MODEL_CARD.md.")
+
+        def failed(message: str) -> None:
+            self.export_button.setEnabled(True)
+            self.export_label.setText(f"<b>Export refused:</b> {message.splitlines()[0]}")
+
+        run_task(lambda: export_run(run_dir, fmt, out_dir), on_done=done, on_error=failed,
+                 parent=self)
 
     def _fill_gallery(self, rows) -> None:
         for row, image in rows:

@@ -1,0 +1,95 @@
+"""MODEL_CARD.md for an exported model: what it is, what it learned from, how well it did,
+and what it should not be used for — with the run's real numbers."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .. import __version__
+
+
+def _matrix(metrics: dict) -> str:
+    classes = metrics["classes"]
+    head = "| true \\ predicted | " + " | ".join(classes) + " |"
+    rule = "|---" * (len(classes) + 1) + "|"
+    rows = [f"| {name} | " + " | ".join(str(v) for v in row) + " |"
+            for name, row in zip(classes, metrics["confusion_matrix"], strict=True)]
+    return "\n".join([head, rule, *rows])
+
+
+def model_card(run, fmt: str, result) -> str:
+    cfg, m = run.config, run.metrics
+    backbone, train, data = cfg["backbone"], cfg["train"], cfg["dataset"]
+    counts = ", ".join(f"{name}: {n}" for name, n in data["counts"].items())
+    sizes = data["split_sizes"]
+    per_class = "\n".join(
+        f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | "
+        f"{row['support']} |" for name, row in m["per_class"].items())
+    frozen = ", ".join(cfg["frozen_paths"]) or "none (everything trained)"
+    mode = train["mode"]
+    how = ("linear probe: backbone frozen, features computed once, new head trained"
+           if mode == "linear-probe" else "fine-tune of the unfrozen layers")
+    today = dt.date.today().isoformat()
+    return f"""# Model card: {", ".join(run.classes)} classifier
+
+Exported by tlstudio {__version__} on {today} as {fmt.upper()} (`{result.model_file.name}`).
+
+## Model
+- Backbone: {backbone['display_name']} (timm `{backbone['timm_name']}`,
+  {backbone['parameters'] / 1e6:.1f} M parameters), pretrained on {backbone['pretrained_on']};
+  weights license {backbone['license']}; weights from {backbone['source']}.
+- New head for {len(run.classes)} classes, in this output order: {", ".join(run.classes)}.
+- Input: RGB, shorter side resized to input/{cfg['preprocessing']['crop_pct']} with
+  {cfg['preprocessing']['interpolation']} resampling, centre crop
+  {cfg['preprocessing']['input_size'][0]}x{cfg['preprocessing']['input_size'][1]},
+  values in [0, 1]; mean/std normalisation is inside the model (see `preprocessing.json`).
+
+## Data
+- Source: `{data['root']}` ({data['source']}); classes and images: {counts}.
+- Split (seed {train['seed']}, stratified{
+    f", {data['groups']} groups never split" if data.get('groups') else ''}):
+  {sizes['train']} training, {sizes['val']} validation, {sizes['test']} test images.
+- Problems found while scanning: {len(data['problems'])}.
+
+## Training
+- Mode: {how}; frozen layers: {frozen}.
+- {cfg['trainable_parameters']:,} of {cfg['total_parameters']:,} parameters trained.
+- Epochs run: {m['epochs_run']} (best epoch {m['best_epoch']}, early stopping patience
+  {train['patience']}); batch size {train['batch_size']}; AdamW, learning rate {train['lr']},
+  weight decay {train['weight_decay']}, {train['schedule']} schedule; label smoothing
+  {train['label_smoothing']}; augmentation `{train['augmentation']}`; class weights
+  {'on' if train['class_weights'] else 'off'}; device {cfg['device']}.
+
+## Validation metrics ({m['count']} images)
+- Accuracy {m['val_accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f},
+  loss {m['val_loss']:.4f}, macro F1 {m['macro_f1']:.4f}{
+    f", ROC AUC {m['roc_auc']:.4f}" if 'roc_auc' in m else ''}.
+
+| class | precision | recall | F1 | images |
+|---|---|---|---|---|
+{per_class}
+
+Confusion matrix (rows: true class, columns: predicted):
+
+{_matrix(m)}
+
+## Export check
+The exported file was run on the {result.images} validation images the way an outside
+user would run it (its own preprocessing from `preprocessing.json`) and compared with the
+app: top-class agreement {result.agreement:.2%}, largest probability difference
+{result.max_abs_diff:.2e} (required agreement: 99.5 %).
+
+## Intended use
+Sorting or triaging images like the {sizes['train']} it was trained on, with a person
+checking the results. It is not a medical device and not validated for diagnosis.
+
+## Limitations
+- Trained on {sum(data['counts'].values())} images from one source; performance on other
+  scanners, cameras, sites or populations is unknown until measured there.
+- The validation set is small: {m['count']} images, so each image moves accuracy by
+  {100 / max(1, m['count']):.1f} points.
+- The backbone learned from {backbone['pretrained_on']}; biases of that pretraining data
+  (what kinds of images, people and places it over- or under-represents) carry over.
+- It always answers with one of its {len(run.classes)} classes, even for images of
+  something else entirely.
+"""
