@@ -58,13 +58,17 @@ def main() -> int:
     shot("3-layers")
     window.layers_page.probe_radio.setChecked(True)
     window.go(3)
-    window.train_page.epochs.setValue(15)
+    window.train_page.epochs.setValue(3)  # short: a few mistakes to show in Results
     window.train_page.start()
     wait_until(app, lambda: window.train_page.finished_metrics is not None, 600)
     shot("4-train")
     window.go(4)
     wait_until(app, lambda: window.results_page.gallery.count() > 0
                or "(0)" in window.results_page.gallery_title.text())
+    results = window.results_page
+    results.export(Path(os.environ["TLSTUDIO_HOME"]) / "export-onnx", "onnx")
+    wait_until(app, lambda: "Export" in results.export_label.text()
+               and "…" not in results.export_label.text(), 300)
     shot("5-results")
     window.go(5)
     sample = window.state.index.items
