@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .device import DeviceSetup, pick_device
 from .images import ImageReadError, looks_like_image, read_image
-from .preprocess import eval_view, normalize, prepare
+from .inference import predict_squares
+from .preprocess import prepare
 from .run import LoadedRun, load_run
 
 
@@ -62,13 +62,10 @@ class Predictor:
     def classes(self) -> list[str]:
         return self.run.classes
 
-    @torch.inference_mode()
     def probabilities(self, squares: np.ndarray) -> np.ndarray:
-        """Probabilities for prepared uint8 squares ``(N, S, S, 3)``."""
-        prep = self.run.preprocessing
-        batch = torch.from_numpy(squares).permute(0, 3, 1, 2)
-        x = normalize(eval_view(batch, prep).to(self.setup.device), prep)
-        return self.model(x).float().softmax(dim=1).cpu().numpy()
+        """Probabilities for prepared uint8 squares ``(N, S, S, 3)``: the validation path."""
+        return predict_squares(self.model, squares, self.run.preprocessing, self.setup,
+                               len(squares))
 
     def predict(self, paths: list[str | Path], batch_size: int = 32) -> list[Prediction]:
         files = expand_paths(paths)

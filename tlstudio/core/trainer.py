@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import augment_batch
+from .batches import ImageBatches, cached_prefix
 from .config import TrainConfig
 from .device import DeviceSetup
 from .events import (
@@ -30,11 +30,10 @@ from .events import (
     EpochStarted,
     Event,
     Notice,
-    StageProgress,
 )
+from .inference import autocast, extract_features
 from .layers import set_train_mode
-from .prefix import split_frozen_prefix
-from .preprocess import Preprocessing, eval_view, normalize
+from .preprocess import Preprocessing
 from .run import RunRecord
 
 Emit = Callable[[Event], None]
@@ -126,59 +125,6 @@ class EpochBook:
         return False
 
 
-def _forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Pooled features before the classifier (timm's ``pre_logits``)."""
-    return model.forward_head(model.forward_features(x), pre_logits=True)
-
-
-def _autocast(setup: DeviceSetup):
-    if setup.amp_dtype is None:
-        return torch.autocast(device_type=setup.device.type, enabled=False)
-    return torch.autocast(device_type=setup.device.type, dtype=setup.amp_dtype)
-
-
-@torch.inference_mode()
-def extract_features(
-    model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
-    batch_size: int, control: Control, emit: Emit, flip: bool = False, stage: str = "features",
-) -> torch.Tensor:
-    """Frozen-backbone features of every image (evaluation crop, optionally mirrored); they
-    stay on the training device."""
-    model.eval()
-    model.to(memory_format=torch.channels_last)
-    chunks = []
-    for start in range(0, len(images), batch_size):
-        control.checkpoint()
-        batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
-        batch = eval_view(batch, prep)
-        if flip:
-            batch = batch.flip(-1)
-        x = normalize(batch.to(setup.device, non_blocking=True), prep)
-        with _autocast(setup):
-            features = _forward_features(model, x.contiguous(memory_format=torch.channels_last))
-        chunks.append(features.float())
-        emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
-    return torch.cat(chunks)
-
-
-@torch.inference_mode()
-def predict_squares(
-    model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
-    batch_size: int, control: Control | None = None,
-) -> np.ndarray:
-    """Class probabilities for prepared squares (evaluation crop)."""
-    model.eval()
-    out = []
-    for start in range(0, len(images), batch_size):
-        if control is not None:
-            control.checkpoint()
-        batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
-        x = normalize(eval_view(batch, prep).to(setup.device), prep)
-        with _autocast(setup):
-            out.append(model(x).float().softmax(dim=1).cpu())
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
-
-
 def _val_metrics(probs: np.ndarray, targets: np.ndarray) -> tuple[float, float]:
     p = probs[np.arange(len(targets)), targets]
     loss = float(-np.log(np.clip(p, 1e-12, 1.0)).mean())
@@ -261,112 +207,6 @@ def fit_linear_probe(
     return FitResult(book.best_epoch, book.epochs_run, stopped_early, cancelled)
 
 
-class ImageBatches:
-    """Training batches straight from the prepared uint8 squares.
-
-    Indexing the array (no per-image Python), pinned host memory and non-blocking copies
-    on a GPU, augmentation of the whole batch on the device.
-    """
-
-    def __init__(self, images: np.ndarray, targets: np.ndarray, prep: Preprocessing,
-                 setup: DeviceSetup, preset: str, batch_size: int, generator: torch.Generator):
-        self.images, self.targets, self.prep, self.setup = images, targets, prep, setup
-        self.preset, self.batch_size, self.generator = preset, batch_size, generator
-        n = len(images)
-        self.steps = n // batch_size if n > batch_size else 1  # drop the ragged last batch
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        order = torch.randperm(len(self.images), generator=self.generator).numpy()
-        cuda = self.setup.device.type == "cuda"
-        for b in range(self.steps):
-            idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
-            batch = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2)
-            targets = torch.from_numpy(self.targets[idx])
-            if cuda:
-                batch, targets = batch.pin_memory(), targets.pin_memory()
-            batch = batch.to(self.setup.device, non_blocking=True)
-            x = augment_batch(batch, self.preset, self.prep)
-            yield x.contiguous(memory_format=torch.channels_last), targets.to(
-                self.setup.device, non_blocking=True)
-
-    def validation_probabilities(self, model: nn.Module, images: np.ndarray,
-                                 control: Control) -> np.ndarray:
-        return predict_squares(model, images, self.prep, self.setup, self.batch_size, control)
-
-
-class CachedPrefixBatches:
-    """Training batches of frozen-prefix activations: each image as is or mirrored."""
-
-    def __init__(self, views: list[torch.Tensor], targets: np.ndarray, val: torch.Tensor,
-                 setup: DeviceSetup, batch_size: int, generator: torch.Generator):
-        self.views, self.val, self.setup = views, val, setup
-        self.targets = torch.from_numpy(targets)
-        self.batch_size, self.generator = batch_size, generator
-        n = len(targets)
-        self.steps = n // batch_size if n > batch_size else 1
-
-    def __len__(self) -> int:
-        return self.steps
-
-    def __iter__(self):
-        n = len(self.targets)
-        order = torch.randperm(n, generator=self.generator)
-        which = torch.randint(len(self.views), (n,), generator=self.generator)
-        for b in range(self.steps):
-            idx = order[b * self.batch_size : (b + 1) * self.batch_size]
-            view = which[idx]
-            parts = [self.views[v][idx[view == v].to(self.views[v].device)]
-                     for v in range(len(self.views))]
-            labels = [self.targets[idx[view == v]] for v in range(len(self.views))]
-            yield (torch.cat(parts).to(self.setup.device, non_blocking=True),
-                   torch.cat(labels).to(self.setup.device, non_blocking=True))
-
-    @torch.inference_mode()
-    def validation_probabilities(self, suffix: nn.Module, _images, control: Control):
-        suffix.eval()
-        out = []
-        for start in range(0, len(self.val), self.batch_size):
-            control.checkpoint()
-            x = self.val[start : start + self.batch_size].to(self.setup.device)
-            with _autocast(self.setup):
-                out.append(suffix(x).float().softmax(dim=1).cpu())
-        return torch.cat(out).numpy()
-
-
-@torch.inference_mode()
-def prefix_activations(
-    prefix: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
-    batch_size: int, control: Control, emit: Emit, flip: bool, stage: str,
-    budget_bytes: int,
-) -> torch.Tensor | None:
-    """Frozen-prefix outputs for every image (kept on the training device when it is a GPU);
-    None when they would not fit in ``budget_bytes``."""
-    prefix.eval()
-    store = setup.device if setup.device.type == "cuda" else torch.device("cpu")
-    out: torch.Tensor | None = None
-    for start in range(0, len(images), batch_size):
-        control.checkpoint()
-        batch = torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2)
-        batch = eval_view(batch, prep)
-        if flip:
-            batch = batch.flip(-1)
-        x = normalize(batch.to(setup.device, non_blocking=True), prep)
-        with _autocast(setup):
-            y = prefix(x.contiguous(memory_format=torch.channels_last))
-        if out is None:
-            dtype = setup.amp_dtype or torch.float32
-            per_image = y[0].numel() * torch.finfo(dtype).bits // 8
-            if per_image * len(images) > budget_bytes:
-                return None
-            out = torch.empty((len(images), *y.shape[1:]), dtype=dtype, device=store)
-        out[start : start + len(y)] = y.to(out.dtype)
-        emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
-    return out
-
-
 def train_one_epoch(
     model: nn.Module, batches, setup: DeviceSetup, optimizer, scheduler, scaler, loss_fn,
     epoch: int, emit: Emit, control: Control,
@@ -382,7 +222,7 @@ def train_one_epoch(
     steps = len(batches)
     for b, (x, y) in enumerate(batches, 1):
         control.checkpoint()
-        with _autocast(setup):
+        with autocast(setup):
             loss = loss_fn(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -400,34 +240,6 @@ def train_one_epoch(
             last_emit = now
             emit(BatchDone(epoch, b, steps, loss.item(), seen / max(1e-9, now - t0)))
     return total.item() / max(1, seen)
-
-
-def _cached_prefix(model, data, prep, config, setup, emit, control, generator):
-    """CachedPrefixBatches and the suffix to train, or None to run the whole network."""
-    frozen = {name for name, p in model.named_parameters() if not p.requires_grad}
-    split = split_frozen_prefix(model, frozen) if config.cache_frozen_prefix else None
-    if split is None:
-        return None
-    prefix, suffix = split
-    flips = [False, True] if config.augmentation != "none" else [False]
-    share = config.prefix_cache_mb * 2**20 // (len(flips) + 1)
-    views = []
-    for flip in flips:
-        acts = prefix_activations(prefix, data.train_images, prep, setup, config.batch_size,
-                                  control, emit, flip, "frozen layers, once", share)
-        if acts is None:
-            emit(Notice("frozen-layer outputs exceed the memory budget; running the whole "
-                        "network each batch"))
-            return None
-        views.append(acts)
-    val = prefix_activations(prefix, data.val_images, prep, setup, config.batch_size,
-                             control, emit, False, "frozen layers, validation", share)
-    if val is None:
-        return None
-    emit(Notice(f"frozen layers computed once ({len(prefix)} units); only the trainable "
-                "rest runs each epoch"))
-    return suffix, CachedPrefixBatches(views, data.train_targets, val, setup,
-                                       config.batch_size, generator)
 
 
 def fit_fine_tune(
@@ -448,7 +260,7 @@ def fit_fine_tune(
     if not trainable:
         raise ValueError("every layer is frozen: unfreeze at least the head to fine-tune")
     generator = torch.Generator().manual_seed(config.seed)
-    cached = _cached_prefix(model, data, prep, config, setup, emit, control, generator)
+    cached = cached_prefix(model, data, prep, config, setup, emit, control, generator)
     if cached is not None:
         net, batches = cached
     else:

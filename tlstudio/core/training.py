@@ -25,11 +25,12 @@ from .config import TrainConfig
 from .dataset import DatasetError, DatasetIndex, scan
 from .device import pick_device
 from .events import Cancelled, Control, Event, Failed, Finished, Listener, Notice, StageProgress
+from .inference import predict_squares
 from .layers import FreezePlan, apply_freeze_plan, preset_plan
 from .metrics import evaluate
 from .run import CONFIG, WEIGHTS, RunRecord, load_run
 from .split import make_split
-from .trainer import TrainingData, fit_fine_tune, fit_linear_probe, predict_squares
+from .trainer import TrainingData, fit_fine_tune, fit_linear_probe
 
 
 class TrainingError(Exception):

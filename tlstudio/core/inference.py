@@ -1,0 +1,72 @@
+"""Forward passes without training: evaluation crops in batches, frozen features,
+probabilities. Shared by the trainer, the batch sources, prediction and export checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .device import DeviceSetup
+from .events import Control, Event, StageProgress
+from .preprocess import Preprocessing, eval_view, normalize
+
+
+def forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """Pooled features before the classifier (timm's ``pre_logits``)."""
+    return model.forward_head(model.forward_features(x), pre_logits=True)
+
+
+def autocast(setup: DeviceSetup):
+    if setup.amp_dtype is None:
+        return torch.autocast(device_type=setup.device.type, enabled=False)
+    return torch.autocast(device_type=setup.device.type, dtype=setup.amp_dtype)
+
+
+def eval_inputs(images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
+                batch_size: int, control: Control | None = None, flip: bool = False):
+    """``(start, x)``: normalised evaluation crops of prepared squares (optionally mirrored),
+    a batch at a time, on the training device; the stop/pause checkpoint between batches."""
+    for start in range(0, len(images), batch_size):
+        if control is not None:
+            control.checkpoint()
+        batch = eval_view(torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2),
+                          prep)
+        if flip:
+            batch = batch.flip(-1)
+        x = normalize(batch.to(setup.device, non_blocking=True), prep)
+        yield start, x.contiguous(memory_format=torch.channels_last)
+
+
+@torch.inference_mode()
+def extract_features(
+    model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
+    batch_size: int, control: Control, emit: Callable[[Event], None], flip: bool = False,
+    stage: str = "features",
+) -> torch.Tensor:
+    """Frozen-backbone features of every image (evaluation crop, optionally mirrored); they
+    stay on the training device."""
+    model.eval()
+    model.to(memory_format=torch.channels_last)
+    chunks = []
+    for start, x in eval_inputs(images, prep, setup, batch_size, control, flip):
+        with autocast(setup):
+            chunks.append(forward_features(model, x).float())
+        emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
+    return torch.cat(chunks)
+
+
+@torch.inference_mode()
+def predict_squares(
+    model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
+    batch_size: int, control: Control | None = None,
+) -> np.ndarray:
+    """Class probabilities for prepared squares (evaluation crop)."""
+    model.eval()
+    out = []
+    for _, x in eval_inputs(images, prep, setup, batch_size, control):
+        with autocast(setup):
+            out.append(model(x).float().softmax(dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
