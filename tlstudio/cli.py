@@ -11,6 +11,8 @@ import json
 import sys
 import time
 
+from .errors import UserError
+
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_STOPPED = 1, 2, 130
 
 
@@ -263,18 +265,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _bad_input_types() -> tuple[type, ...]:
-    from .core.backbones import BackboneError
-    from .core.dataset import DatasetError
-    from .core.run import RunError
-    from .core.training import TrainingError
-    from .core.weights import WeightsError
-    from .export_runtime import ModelLoadError
-
-    return (DatasetError, BackboneError, RunError, TrainingError, WeightsError, ValueError,
-            FileNotFoundError, ModelLoadError)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -288,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nstopped", file=sys.stderr)
         return EXIT_STOPPED
     except Exception as exc:
-        if isinstance(exc, _bad_input_types()):
+        if isinstance(exc, (UserError, ValueError, FileNotFoundError)):
             print(f"tlstudio: error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
         print(f"tlstudio: failed: {type(exc).__name__}: {exc}", file=sys.stderr)

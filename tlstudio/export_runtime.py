@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from .errors import UserError
+
 _RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
              "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
 
-class ModelLoadError(Exception):
+class ModelLoadError(UserError):
     """An exported model cannot be loaded; the message says why."""
 
 

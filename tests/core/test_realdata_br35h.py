@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -18,8 +17,6 @@ from safetensors.torch import load_file
 from tlstudio.core import events as ev
 from tlstudio.core.config import TrainConfig
 from tlstudio.core.training import train
-
-from ..conftest import br35h_or_skip
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
@@ -70,13 +67,8 @@ def _broken_files(folder):
     Image.new("RGB", (64, 64), (40, 40, 40)).save(folder / "really_a_png.jpg", format="PNG")
 
 
-def test_folder_with_broken_files_trains_and_reports_each(tmp_path):
-    source = br35h_or_skip()
-    data = tmp_path / "mri"
-    for label in ("no", "yes"):
-        (data / label).mkdir(parents=True)
-        for f in sorted((source / label).iterdir())[:40]:
-            shutil.copy(f, data / label / f.name)
+def test_folder_with_broken_files_trains_and_reports_each(tmp_path, mri_folder):
+    data = mri_folder
     _broken_files(data / "yes")
     notices: list[str] = []
     result = train(TrainConfig(mode="linear-probe", epochs=20, seed=0), data,

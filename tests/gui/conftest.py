@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import warnings
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
-from ..conftest import br35h_or_skip, make_shapes_folder
+from ..conftest import make_shapes_folder
 
 
 @pytest.fixture
@@ -42,18 +41,6 @@ def drop_on(widget, paths: list[Path]) -> None:
     assert enter.isAccepted(), "the window refused the drag"
     drop = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, buttons, modifiers)
     QApplication.sendEvent(widget, drop)
-
-
-@pytest.fixture
-def mri_folder(tmp_path) -> Path:
-    """40 real Br35H images per class in a user-like folder."""
-    source = br35h_or_skip()
-    folder = tmp_path / "mri"
-    for label in ("no", "yes"):
-        (folder / label).mkdir(parents=True)
-        for f in sorted((source / label).iterdir())[:40]:
-            shutil.copy(f, folder / label / f.name)
-    return folder
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tlstudio.core.samples import app_data_dir
+from tlstudio.core.paths import app_data_dir
 from tlstudio.gui.main_window import MainWindow
 from tlstudio.gui.state import settings
 

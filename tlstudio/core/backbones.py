@@ -18,11 +18,12 @@ import timm
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .preprocess import Preprocessing
 from .weights import WeightsError, load_into, read_state_dict
 
 
-class BackboneError(Exception):
+class BackboneError(UserError):
     """A backbone cannot be built as asked; the message says what to do."""
 
 

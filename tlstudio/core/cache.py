@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from .images import ImageReadError, read_image
+from .paths import app_data_dir
 from .preprocess import Preprocessing, prepare
-from .samples import app_data_dir
 
 
 def default_cache_dir() -> Path:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UserError
 from .images import ImageReadError, looks_like_image, read_image
 
 Progress = Callable[[int, int], None]
@@ -25,7 +26,7 @@ IMBALANCE_RATIO = 4.0
 MIN_IMAGES_PER_CLASS = 2
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """The input as a whole cannot be used; the message tells the user what to change."""
 
 

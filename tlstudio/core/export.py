@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .. import export_runtime
+from ..errors import UserError
 from .predict import Predictor
 from .run import LoadedRun, load_run
 
@@ -26,7 +27,7 @@ FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 MIN_AGREEMENT = 0.995
 
 
-class ExportError(Exception):
+class ExportError(UserError):
     """The export failed or did not reproduce the app's predictions."""
 
 

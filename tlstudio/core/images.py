@@ -104,12 +104,3 @@ def read_image(path: str | Path) -> Image.Image:
     if rgb.width < 1 or rgb.height < 1:
         raise ImageReadError("image has no pixels")
     return rgb
-
-
-def format_of(path: str | Path) -> str | None:
-    """The format Pillow recognises from the content, or None when it is not an image."""
-    try:
-        with Image.open(path) as img:
-            return img.format
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
-        return None

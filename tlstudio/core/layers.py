@@ -29,11 +29,6 @@ class LayerNode:
     parameters: int
     children: list[LayerNode] = field(default_factory=list)
 
-    def walk(self) -> Iterable[LayerNode]:
-        yield self
-        for child in self.children:
-            yield from child.walk()
-
 
 def layer_tree(model: nn.Module, max_depth: int | None = None) -> LayerNode:
     """The module hierarchy with parameter counts; modules without parameters are kept."""
@@ -161,9 +156,6 @@ def stages(model: nn.Module) -> list[str]:
         return numbered
     head = classifier_path(model).split(".")[0]
     return [n for n, m in children.items() if n != head and any(True for _ in m.parameters())]
-
-
-PRESETS = ("head", "last-N", "full")
 
 
 def preset_plan(model: nn.Module, preset: str) -> FreezePlan:

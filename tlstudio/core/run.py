@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from ..errors import UserError
 from .preprocess import Preprocessing
 
 CONFIG, SPLIT, METRICS_LOG, METRICS, WEIGHTS, PREDICTIONS = (
@@ -32,7 +33,7 @@ CONFIG, SPLIT, METRICS_LOG, METRICS, WEIGHTS, PREDICTIONS = (
 )
 
 
-class RunError(Exception):
+class RunError(UserError):
     """A run folder is missing or incomplete."""
 
 

@@ -11,16 +11,9 @@ import importlib.util
 import os
 from pathlib import Path
 
+from .paths import app_data_dir
+
 SAMPLE_PER_CLASS = 150
-
-
-def app_data_dir() -> Path:
-    """tlstudio's own folder (runs, caches, the sample CSV); ``TLSTUDIO_HOME`` overrides."""
-    home = os.environ.get("TLSTUDIO_HOME")
-    if home:
-        return Path(home)
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "tlstudio"
 
 
 def br35h_folder() -> Path | None:

@@ -19,10 +19,11 @@ import torch
 from safetensors.torch import load_file
 
 from .. import __version__
+from ..errors import UserError
 from .backbones import build_model, get_spec
 from .cache import ImageCache, decode_images
 from .config import TrainConfig
-from .dataset import DatasetError, DatasetIndex, scan
+from .dataset import DatasetIndex, scan
 from .device import pick_device
 from .events import Cancelled, Control, Event, Failed, Finished, Listener, Notice, StageProgress
 from .inference import predict_squares
@@ -33,7 +34,7 @@ from .split import make_split
 from .trainer import TrainingData, fit_fine_tune, fit_linear_probe
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """Training cannot start or continue; the message is for the user."""
 
 
@@ -85,9 +86,7 @@ def _user_message(exc: Exception) -> str:
     if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
         return ("the GPU ran out of memory: lower the batch size, freeze more layers or pick "
                 "a smaller backbone")
-    known = (DatasetError, TrainingError, ValueError)
-    if isinstance(exc, known) or type(exc).__name__ in ("BackboneError", "WeightsError",
-                                                        "RunError"):
+    if isinstance(exc, (UserError, ValueError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
 

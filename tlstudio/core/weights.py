@@ -16,10 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..errors import UserError
+
 StateDict = dict[str, torch.Tensor]
 
 
-class WeightsError(Exception):
+class WeightsError(UserError):
     """A weights file cannot be used; the message says why."""
 
 

@@ -13,7 +13,7 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from ..core.backbones import DEFAULT_BACKBONE, BackboneSpec, get_spec
 from ..core.config import TrainConfig
 from ..core.dataset import DatasetIndex
-from ..core.samples import app_data_dir
+from ..core.paths import app_data_dir
 
 
 def settings() -> QSettings:

@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal, Slot
 
 from ..core import events as ev
+from ..errors import UserError
 
 
 class TaskSignals(QObject):
@@ -63,9 +64,7 @@ class _Runnable(QRunnable):
 
 
 def _is_user_error(exc: Exception) -> bool:
-    return type(exc).__name__ in {"DatasetError", "BackboneError", "WeightsError", "RunError",
-                                  "TrainingError", "FileNotFoundError", "ValueError", "ExportError",
-                                  "ModelLoadError"}
+    return isinstance(exc, (UserError, ValueError, FileNotFoundError))
 
 
 def run_task(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = None,

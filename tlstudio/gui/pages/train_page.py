@@ -24,8 +24,8 @@ from PySide6.QtWidgets import (
 
 from ...core.config import MODE_DEFAULTS
 from ...core.device import pick_device
+from ...core.paths import app_data_dir
 from ...core.preprocess import AUGMENTATIONS
-from ...core.samples import app_data_dir
 from ..widgets import title
 from ..workers import TrainingThread, TrainingWorker
 from .base import Page
