@@ -32,6 +32,8 @@ class MainWindow(QMainWindow):
     def __init__(self, state: StudioState | None = None):
         super().__init__()
         self.state = state or StudioState()
+        if state is None:
+            self.state.setParent(self)  # the window's own state goes with the window
         self.setWindowTitle(f"tlstudio {__version__} — transfer-learning studio")
         self.setAcceptDrops(True)
         self.data_page = DataPage(self.state)

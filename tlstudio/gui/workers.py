@@ -83,6 +83,17 @@ def run_task(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = Non
     return signals
 
 
+def finish_background_tasks(timeout_ms: int = 15000) -> bool:
+    """Drop queued tasks and wait for running ones; call before the process exits.
+
+    A pool thread still running Python code while the interpreter shuts down crashes the
+    process. False when a task is still running after ``timeout_ms``.
+    """
+    pool = QThreadPool.globalInstance()
+    pool.clear()
+    return pool.waitForDone(timeout_ms)
+
+
 class TrainingWorker(QObject):
     """Runs one training in a QThread; emits Python scalars and small dicts."""
 
