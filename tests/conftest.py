@@ -6,9 +6,9 @@ import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+
+from tlstudio.core.synthetic import make_shapes_folder
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never reach the network: timm's hub path must work from local files alone.
@@ -19,29 +19,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def _app_home(tmp_path_factory, monkeypatch):
     """tlstudio's own data folder (sample CSV, settings) points at a temporary place."""
     monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path_factory.getbasetemp() / "tlstudio-home"))
-
-
-def shape_image(kind: str, rng: np.random.Generator, size: int = 96) -> Image.Image:
-    """A noisy picture of a red disc or a blue square: easy classes for quick tests."""
-    background = rng.integers(90, 160, size=(size, size, 3), dtype=np.uint8)
-    img = Image.fromarray(background)
-    draw = ImageDraw.Draw(img)
-    r = int(rng.integers(size // 5, size // 3))
-    cx, cy = (int(v) for v in rng.integers(r, size - r, size=2))
-    if kind == "disc":
-        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(220, 30, 30))
-    else:
-        draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=(30, 40, 220))
-    return img
-
-
-def make_shapes_folder(root: Path, per_class: int = 24, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    for kind in ("disc", "square"):
-        (root / kind).mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            shape_image(kind, rng).save(root / kind / f"{kind}_{i:03d}.png")
-    return root
 
 
 @pytest.fixture

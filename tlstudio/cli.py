@@ -256,6 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tlstudio {__version__}")
     parser.add_argument("--sample", action="store_true",
                         help="open the studio on the built-in sample dataset")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="check this installation end to end (imports, bundled weights, "
+                             "a short training in the worker thread, the window offscreen) "
+                             "and exit")
     sub = parser.add_subparsers(dest="command")
     _add_train(sub)
     _add_predict(sub)
@@ -268,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.smoke_test:
+        from .gui.smoke import run_smoke_test
+
+        return run_smoke_test(lambda text: print(text, flush=True))
     if args.command is None:
         from .gui.app import run_app
 
