@@ -258,8 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="open the studio on the built-in sample dataset")
     parser.add_argument("--smoke-test", action="store_true",
                         help="check this installation end to end (imports, bundled weights, "
-                             "a short training in the worker thread, the window offscreen) "
-                             "and exit")
+                             "the sample, a short training in the worker thread, prediction, "
+                             "the main window) and exit")
     sub = parser.add_subparsers(dest="command")
     _add_train(sub)
     _add_predict(sub)
