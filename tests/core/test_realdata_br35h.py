@@ -66,6 +66,7 @@ def test_fine_tuning_the_last_stage_ends_no_worse(br35h_probe_run, br35h_csv, tm
         assert not torch.equal(trained["blocks.6.0.conv_pw.weight"],
                                probe["blocks.6.0.conv_pw.weight"])
 
+
 def _broken_files(folder):
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(2).integers(0, 255, (128, 128, 3), np.uint8)).save(
