@@ -29,10 +29,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check tlstudio tests scripts packaging
+	$(VENV)/bin/lint-imports
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -ra
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tlstudio tests scripts packaging
+	$(VENV)/bin/lint-imports
 
 # README's pictures: every wizard step rendered offscreen on the sample dataset.
 screenshots: $(STAMP)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tlstudio.core.synthetic import make_shapes_folder
+from tlstudio.core.data.synthetic import make_shapes_folder
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never reach the network: timm's hub path must work from local files alone.
@@ -27,7 +27,7 @@ def shapes_folder(tmp_path) -> Path:
 
 
 def br35h_or_skip() -> Path:
-    from tlstudio.core.samples import br35h_folder
+    from tlstudio.core.data.samples import br35h_folder
 
     folder = br35h_folder()
     if folder is None:
@@ -53,7 +53,7 @@ def mri_folder(tmp_path) -> Path:
 def br35h_csv(tmp_path_factory) -> Path:
     """The studio's sample: 150 Br35H images per class, listed in a CSV."""
     br35h_or_skip()
-    from tlstudio.core.samples import sample_dataset
+    from tlstudio.core.data.samples import sample_dataset
 
     os.environ["TLSTUDIO_HOME"] = str(tmp_path_factory.getbasetemp() / "tlstudio-home")
     return sample_dataset()
@@ -62,8 +62,8 @@ def br35h_csv(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def br35h_probe_run(br35h_csv, tmp_path_factory) -> Path:
     """A linear probe of EfficientNet-Lite0 on the Br35H sample, trained once per session."""
-    from tlstudio.core.config import TrainConfig
-    from tlstudio.core.training import train
+    from tlstudio.core.engine.config import TrainConfig
+    from tlstudio.core.runs.training import train
 
     out = tmp_path_factory.mktemp("runs") / "lp-lite0"
     train(TrainConfig(mode="linear-probe", backbone="efficientnet_lite0", seed=0), br35h_csv, out)

@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from tlstudio.core.backbones import REGISTRY, BackboneError, build_model, get_spec
-from tlstudio.core.preprocess import eval_view, normalize, prepare
-from tlstudio.core.weights import WeightsError, load_into, read_state_dict
+from tlstudio.core.data.preprocess import eval_view, normalize, prepare
+from tlstudio.core.models.backbones import REGISTRY, BackboneError, build_model, get_spec
+from tlstudio.core.models.weights import WeightsError, load_into, read_state_dict
 
 IMAGENET_CATS = set(range(281, 286))  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlstudio.core.dataset import DatasetError, scan
+from tlstudio.core.data.dataset import DatasetError, scan
 
 
 def _snapshot(root):

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tlstudio.core import export as export_module
-from tlstudio.core.export import ExportError, export_run
+from tlstudio.core.runs import export as export_module
+from tlstudio.core.runs.export import ExportError, export_run
 
 from ..test_cli import tlstudio
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tlstudio.core.images import ImageReadError, read_image
+from tlstudio.core.data.images import ImageReadError, read_image
 
 
 def _save(img: Image.Image, path, fmt: str, **kw):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import timm
 import torch
 
-from tlstudio.core.layers import (
+from tlstudio.core.models.layers import (
     FreezePlan,
     apply_freeze_plan,
     layer_tree,

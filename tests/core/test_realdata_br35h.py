@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from tlstudio.core import events as ev
-from tlstudio.core.config import TrainConfig
-from tlstudio.core.training import train
+from tlstudio.core.engine import events as ev
+from tlstudio.core.engine.config import TrainConfig
+from tlstudio.core.runs.training import train
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 

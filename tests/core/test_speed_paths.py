@@ -11,12 +11,12 @@ import pytest
 import timm
 import torch
 
-from tlstudio.core.augment import augment_batch
-from tlstudio.core.backbones import get_spec
-from tlstudio.core.cache import ImageCache, decode_images
-from tlstudio.core.layers import preset_plan
-from tlstudio.core.prefix import split_frozen_prefix
-from tlstudio.core.preprocess import eval_view, normalize
+from tlstudio.core.data.augment import augment_batch
+from tlstudio.core.data.cache import ImageCache, decode_images
+from tlstudio.core.data.preprocess import eval_view, normalize
+from tlstudio.core.models.backbones import get_spec
+from tlstudio.core.models.layers import preset_plan
+from tlstudio.core.models.prefix import split_frozen_prefix
 
 
 def _paths(folder):

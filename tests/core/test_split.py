@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tlstudio.core.dataset import DatasetError, DatasetIndex, Item
-from tlstudio.core.split import make_split
+from tlstudio.core.data.dataset import DatasetError, DatasetIndex, Item
+from tlstudio.core.data.split import make_split
 
 
 def _index(per_class=(40, 20), groups_of=None):

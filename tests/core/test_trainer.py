@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from safetensors.torch import load_file
 
-from tlstudio.core import events as ev
-from tlstudio.core.config import TrainConfig
-from tlstudio.core.dataset import scan
-from tlstudio.core.predict import Predictor
-from tlstudio.core.run import load_run, read_epochs
-from tlstudio.core.training import TrainingError, train
+from tlstudio.core.data.dataset import scan
+from tlstudio.core.engine import events as ev
+from tlstudio.core.engine.config import TrainConfig
+from tlstudio.core.runs.history import load_run, read_epochs
+from tlstudio.core.runs.predict import Predictor
+from tlstudio.core.runs.training import TrainingError, train
 
 
 def _quick(**kw) -> TrainConfig:
@@ -72,7 +72,7 @@ def test_fine_tune_trains_only_what_is_unfrozen(shapes_folder, tmp_path):
     assert result.metrics["epochs_run"] == 2
     config = json.loads((out / "config.json").read_text())
     assert "blocks.5" in config["frozen_paths"] and "conv_stem" in config["frozen_paths"]
-    from tlstudio.core.backbones import build_model
+    from tlstudio.core.models.backbones import build_model
 
     start = build_model("efficientnet_lite0", 2).state_dict()
     best = load_file(str(out / "best.safetensors"))

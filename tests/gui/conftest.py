@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,12 @@ from ..conftest import make_shapes_folder
 @pytest.fixture
 def window(qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "home"))
+    # pytest-qt closes the window after a test; a training still running then must not wait
+    # for an answer to "Stop training and close?" (tests that ask patch it themselves)
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *a, **k: QMessageBox.StandardButton.Yes)
     from tlstudio.gui.app import create_app
     from tlstudio.gui.main_window import MainWindow
 
@@ -25,7 +32,8 @@ def window(qtbot, tmp_path, monkeypatch):
     win.show()
     yield win
     if win.train_page.running:
-        win.train_page.stop_and_wait(60000)
+        win.train_page.stop_and_wait()
+    gc.collect()  # on the GUI thread: Qt garbage must never be left to a worker thread
 
 
 def drop_on(widget, paths: list[Path]) -> None:

@@ -7,8 +7,8 @@ import time
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QTreeView
 
-from tlstudio.core.backbones import build_model
-from tlstudio.core.layers import layer_tree, preset_plan
+from tlstudio.core.models.backbones import build_model
+from tlstudio.core.models.layers import layer_tree, preset_plan
 from tlstudio.gui.layer_model import LayerTreeModel
 
 CHECK = Qt.ItemDataRole.CheckStateRole

@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tlstudio.core import backbones, samples
+from tlstudio.core.data import samples
+from tlstudio.core.models import backbones
 from tlstudio.gui.smoke import FAILED, SENTINEL, run_smoke_test
 
 

@@ -9,8 +9,8 @@ import torch
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from tlstudio.core.dataset import scan
-from tlstudio.core.layers import FreezePlan
+from tlstudio.core.data.dataset import scan
+from tlstudio.core.models.layers import FreezePlan
 
 
 def _ready_to_train(qtbot, window, folder, frozen=()):
@@ -95,7 +95,7 @@ def test_close_while_training_asks_then_stops_keeping_the_checkpoint(
 
 
 def test_failure_is_shown_and_the_app_stays_usable(qtbot, window, shapes, monkeypatch):
-    import tlstudio.core.trainer as trainer
+    import tlstudio.core.engine.loop as trainer
 
     def out_of_memory(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -6,8 +6,8 @@ import numpy as np
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtWidgets import QFileDialog, QRadioButton
 
-from tlstudio.core.backbones import build_model
-from tlstudio.core.layers import preset_plan
+from tlstudio.core.models.backbones import build_model
+from tlstudio.core.models.layers import preset_plan
 
 from .conftest import drop_on
 

@@ -20,11 +20,40 @@ def resource_path(name: str) -> Path | None:
         return None
 
 
+class GuiThreadGarbageCollector:
+    """Python's cyclic garbage collector runs in whichever thread happens to allocate; when
+    that is the training thread and the garbage holds Qt objects (old plot items, dialogs),
+    their destructors run there and can deadlock or crash Qt. So automatic collection is
+    off while the studio runs, and a timer on the GUI thread collects instead (the approach
+    of pyqtgraph's GarbageCollector)."""
+
+    def __init__(self, app, interval_ms: int = 500):
+        import gc
+
+        from PySide6.QtCore import QTimer
+
+        self._gc = gc
+        self.threshold = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(app)
+        self.timer.timeout.connect(self.check)
+        self.timer.start(interval_ms)
+
+    def check(self) -> None:
+        counts = self._gc.get_count()
+        for generation in (2, 1, 0):
+            if counts[generation] > self.threshold[generation]:
+                self._gc.collect(generation)
+                return
+
+
 def create_app(argv: list[str] | None = None):
     from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    if getattr(app, "_tlstudio_gc", None) is None:
+        app._tlstudio_gc = GuiThreadGarbageCollector(app)
     app.setApplicationName("tlstudio")
     app.setOrganizationName("tlstudio")
     app.setDesktopFileName("tlstudio")  # Wayland/X11 match the window to tlstudio.desktop
@@ -51,16 +80,39 @@ def destroy_now(widget) -> None:
         shiboken6.delete(widget)
 
 
+def _quit_on_signals(app, window) -> None:
+    """SIGTERM (a logout, a service manager) and Ctrl-C close the studio the way its window
+    does, without the question: training stops after its batch and saves first. Python
+    handles signals only between bytecodes, so a timer gives it a moment every 200 ms."""
+    import signal
+
+    from PySide6.QtCore import QTimer
+
+    def close(_signum, _frame) -> None:
+        QTimer.singleShot(0, window.quit_now)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, close)
+    tick = QTimer(app)
+    tick.timeout.connect(lambda: None)
+    tick.start(200)
+
+
 def run_app(sample: bool = False) -> int:
+    from ..core.logs import setup_logging
+
+    setup_logging()
     app = create_app()
     from .main_window import MainWindow
     from .workers import finish_background_tasks
 
     window = MainWindow()
     window.show()
+    _quit_on_signals(app, window)
     if sample:
         window.data_page.load_sample()
     code = app.exec()
+    window.stop_training_and_wait()  # however the loop ended, never leave a thread running
     destroy_now(window)
     if not finish_background_tasks():
         # a scan or model build is still running: leave without tearing Python down under it

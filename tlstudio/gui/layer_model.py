@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from ..core.layers import FreezePlan, LayerNode
+from ..core.models.layers import FreezePlan, LayerNode
 
 COLUMNS = ("Layer", "Type", "Parameters", "Trainable")
 _ROOT = QModelIndex()  # the invalid index Qt passes for "no parent"

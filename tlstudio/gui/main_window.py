@@ -3,7 +3,7 @@ Next is disabled. Dropping files anywhere goes to the step that takes them."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray, QEventLoop, Qt
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -31,6 +31,7 @@ from .widgets import dropped_paths
 class MainWindow(QMainWindow):
     def __init__(self, state: StudioState | None = None):
         super().__init__()
+        self._closing = False
         self.state = state or StudioState()
         if state is None:
             self.state.setParent(self)  # the window's own state goes with the window
@@ -144,15 +145,42 @@ class MainWindow(QMainWindow):
         page.drop_paths(paths)
 
     def closeEvent(self, event):  # noqa: N802
+        if self._closing:  # already waiting for training to stop
+            event.ignore()
+            return
         if self.train_page.running:
             answer = QMessageBox.question(
                 self, "Training is running",
-                "Stop training and close? The best checkpoint saved so far is kept.",
+                "Stop training and close? The run is saved after its last completed epoch "
+                "and can be resumed later.",
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
                 QMessageBox.StandardButton.No)
             if answer != QMessageBox.StandardButton.Yes:
                 event.ignore()
                 return
-            self.train_page.stop_and_wait()
+            self.stop_training_and_wait()
         settings().setValue("window_geometry", self.saveGeometry())
         event.accept()
+
+    def quit_now(self) -> None:
+        """Close without asking (a signal from the system): training is stopped and saved."""
+        self.stop_training_and_wait()
+        self.close()
+
+    def stop_training_and_wait(self) -> None:
+        """Stop training and wait for the worker to finish its batch and save, however long
+        that takes, while the window keeps painting; the thread is never cut off."""
+        runner = self.train_page.runner
+        if runner is None or not runner.running:
+            return
+        self._closing = True
+        self.setEnabled(False)
+        self.reason_label.setText("Stopping training: finishing the current batch and "
+                                  "saving, then closing…")
+        waiter = QEventLoop()
+        runner.thread.finished.connect(waiter.quit)
+        runner.worker.stop()
+        if runner.running:
+            waiter.exec()
+        runner.thread.wait()  # finished was emitted: returns at once
+        self._closing = False

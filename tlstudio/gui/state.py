@@ -10,9 +10,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from ..core.backbones import DEFAULT_BACKBONE, BackboneSpec, get_spec
-from ..core.config import TrainConfig
-from ..core.dataset import DatasetIndex
+from ..core.data.dataset import DatasetIndex
+from ..core.engine.config import TrainConfig
+from ..core.models.backbones import (
+    DEFAULT_BACKBONE,
+    BackboneError,
+    BackboneSpec,
+    get_spec,
+)
 from ..core.paths import app_data_dir
 
 
@@ -38,7 +43,7 @@ class StudioState(QObject):
         stored = settings().value("last_backbone", DEFAULT_BACKBONE)
         try:
             self.spec: BackboneSpec = get_spec(str(stored))
-        except Exception:
+        except BackboneError:  # a backbone from another version of tlstudio
             self.spec = get_spec(DEFAULT_BACKBONE)
         self.weights_file: str | None = None
         self.mode = "linear-probe"

@@ -58,7 +58,7 @@ def thumbnail(path: str | Path, side: int = 96) -> QImage:
 
     Runs in worker threads: QImage (unlike QPixmap) may be made off the GUI thread.
     """
-    from ..core.images import read_image
+    from ..core.data.images import read_image
 
     img = read_image(path)
     img.thumbnail((side, side))

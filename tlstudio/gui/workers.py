@@ -10,16 +10,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal, Slot
 
-from ..core import events as ev
+from ..core.engine import events as ev
+from ..core.logs import report_bug
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class TaskSignals(QObject):
@@ -37,8 +41,8 @@ class _Runnable(QRunnable):
     def run(self) -> None:
         try:
             self._run()
-        except RuntimeError:  # the page that asked is gone (window closed): nobody to tell
-            pass
+        except RuntimeError as exc:  # the page that asked is gone (window closed)
+            log.info("a background task finished after its page was closed: %s", exc)
 
     def _run(self) -> None:
         try:
@@ -54,10 +58,13 @@ class _Runnable(QRunnable):
                 result = self.fn(progress)
             else:
                 result = self.fn()
+        except Superseded:
+            self.signals.failed.emit("")  # a newer request took over; nobody listens
         except Exception as exc:  # reported to the user, never crashes the app
-            message = str(exc) or type(exc).__name__
-            if not _is_user_error(exc):
-                message += "\n" + traceback.format_exc(limit=4)
+            if _is_user_error(exc):
+                message = str(exc) or type(exc).__name__
+            else:  # a bug: the traceback goes to the log, the message says where
+                message = report_bug(log, exc, getattr(self.fn, "__name__", "a task"))
             self.signals.failed.emit(message)
         else:
             self.signals.finished.emit(result)
@@ -81,6 +88,80 @@ def run_task(fn: Callable[..., Any], on_done: Callable[[Any], None] | None = Non
         signals.progress.connect(on_progress)
     QThreadPool.globalInstance().start(_Runnable(fn, signals, on_progress is not None))
     return signals
+
+
+class Superseded(Exception):
+    """Raised inside a task whose request a newer one replaced."""
+
+
+class LatestTask:
+    """Requests of one kind where the newest wins: starting one tells the previous one to
+    stop (``cancelled()`` becomes true; ``check()`` raises) and drops whatever it returns."""
+
+    def __init__(self, parent: QObject):
+        self.parent = parent
+        self.generation = 0
+        self._cancel: threading.Event | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._cancel is not None
+
+    def cancel(self) -> None:
+        self.generation += 1
+        if self._cancel is not None:
+            self._cancel.set()
+        self._cancel = None
+
+    def start(self, fn: Callable[..., Any], on_done: Callable[[Any], None],
+              on_error: Callable[[str], None] | None = None,
+              on_progress: Callable[[int, int], None] | None = None) -> None:
+        """``fn(token, [progress])``: ``token.check()`` raises once superseded."""
+        self.cancel()
+        generation, token = self.generation, CancelToken()
+        self._cancel = token.event
+
+        def current() -> bool:
+            return generation == self.generation
+
+        def done(result) -> None:
+            if current():
+                self._cancel = None
+                on_done(result)
+
+        def failed(message: str) -> None:
+            if current():
+                self._cancel = None
+                if on_error is not None:
+                    on_error(message)
+
+        def progress(done_: int, total: int) -> None:
+            if current() and on_progress is not None:
+                on_progress(done_, total)
+
+        if on_progress is None:
+            run_task(lambda: fn(token), done, failed, parent=self.parent)
+        else:
+            def work(report):
+                def checked(d: int, t: int) -> None:
+                    token.check()
+                    report(d, t)
+
+                return fn(token, checked)
+
+            run_task(work, done, failed, progress, parent=self.parent)
+
+
+class CancelToken:
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def cancelled(self) -> bool:
+        return self.event.is_set()
+
+    def check(self) -> None:
+        if self.event.is_set():
+            raise Superseded()
 
 
 def finish_background_tasks(timeout_ms: int = 15000) -> bool:
@@ -107,21 +188,25 @@ class TrainingWorker(QObject):
 
     BATCH_INTERVAL_S = 0.05  # at most ~20 plot updates a second
 
-    def __init__(self, config, dataset, out_dir) -> None:
+    def __init__(self, config, dataset, out_dir, resume: bool = False) -> None:
         super().__init__()
         self.config, self.dataset, self.out_dir = config, dataset, out_dir
+        self.resuming = resume  # continue the run in out_dir instead of starting one
         self.control = ev.Control()
         self._last_batch = 0.0
         self._last_stage = 0.0
 
     @Slot()
     def run(self) -> None:
-        from ..core.training import train
+        from ..core.runs.training import resume, train
 
         try:
-            train(self.config, self.dataset, self.out_dir, [self._on_event], self.control)
-        except Exception:  # train() already emitted Failed with a readable message
-            pass
+            if self.resuming:
+                resume(self.out_dir, [self._on_event], self.control)
+            else:
+                train(self.config, self.dataset, self.out_dir, [self._on_event], self.control)
+        except Exception as exc:  # already reported to the user through a Failed event
+            log.info("training ended with %s: %s", type(exc).__name__, exc)
         finally:
             # End the thread's event loop from inside: a queued quit() would wait for the
             # GUI thread, which may itself be waiting for this thread (closing the window).
@@ -179,10 +264,11 @@ class TrainingThread(QObject):
     def running(self) -> bool:
         return self.thread.isRunning()
 
-    def stop_and_wait(self, timeout_ms: int = 30000) -> bool:
-        """Ask the trainer to stop and wait (the loop notices within one batch)."""
+    def stop_and_wait(self) -> None:
+        """Ask the trainer to stop and wait, however long its current batch takes (the loop
+        notices between batches, then saves); the thread is never cut off."""
         self.worker.stop()
-        return self.thread.wait(timeout_ms)
+        self.thread.wait()
 
     def _cleanup(self) -> None:
         self.worker.deleteLater()

@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.backbones import REGISTRY, BackboneSpec
+from ...core.models.backbones import REGISTRY, BackboneSpec
 from ..widgets import hint, title
 from ..workers import run_task
 from .base import Page
@@ -114,7 +114,7 @@ class BackbonePage(Page):
 
     def import_weights(self, file: Path) -> None:
         """Check the file fits the chosen backbone (off-thread), then use it."""
-        from ...core.backbones import build_model
+        from ...core.models.backbones import build_model
 
         spec = self.state.spec
         self.weights_label.setText(f"Checking {file.name} …")

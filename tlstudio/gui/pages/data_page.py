@@ -23,12 +23,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.dataset import DatasetError, scan
-from ...core.samples import sample_dataset
-from ...core.split import make_split
+from ...core.data.cache import ImageCache
+from ...core.data.dataset import DatasetError, scan
+from ...core.data.samples import sample_dataset
+from ...core.data.split import make_split
 from ..state import settings
 from ..widgets import DropZone, hint, thumbnail, title
-from ..workers import run_task
+from ..workers import LatestTask, run_task
 from .base import Page
 
 THUMBS_PER_CLASS = 48
@@ -42,6 +43,7 @@ class DataPage(Page):
         super().__init__(state, parent)
         self.scanning = False
         self.error: str | None = None
+        self._scan = LatestTask(self)
         self._thumb_generation = 0
 
         layout = QVBoxLayout(self)
@@ -178,11 +180,14 @@ class DataPage(Page):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.changed.emit()
-        self._task = run_task(
-            lambda progress: scan(path, progress=progress),
-            on_done=self._scanned, on_error=self._failed, on_progress=self._progress,
-            parent=self,
-        )
+        # Decoding to check each image also fills the cache for the chosen backbone, so
+        # training does not decode again. The newest request wins: a slower earlier scan
+        # stops at its next image and its answer is dropped.
+        prep = self.state.spec.preprocessing()
+        self._scan.start(
+            lambda token, progress: scan(path, progress=progress, prep=prep,
+                                         cache=ImageCache()),
+            on_done=self._scanned, on_error=self._failed, on_progress=self._progress)
 
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)

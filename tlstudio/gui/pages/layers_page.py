@@ -14,8 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from ...core.backbones import build_model
-from ...core.layers import layer_tree, preset_plan, stages
+from ...core.models.backbones import build_model
+from ...core.models.layers import layer_tree, preset_plan, stages
 from ..layer_model import LayerTreeModel
 from ..widgets import hint, title
 from ..workers import run_task

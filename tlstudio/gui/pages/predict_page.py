@@ -19,9 +19,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ...core.predict import Predictor
+from ...core.data.images import ImageReadError
+from ...core.runs.predict import Predictor
 from ..widgets import DropZone, thumbnail, title
-from ..workers import run_task
+from ..workers import LatestTask
 from .base import Page
 
 
@@ -34,6 +35,7 @@ class PredictPage(Page):
         self.predictor_for = None
         self.results: list = []
         self.busy = False
+        self._task = LatestTask(self)
         layout = QVBoxLayout(self)
         layout.addWidget(title("Predict new images"))
         row = QHBoxLayout()
@@ -99,11 +101,12 @@ class PredictPage(Page):
 
         cached = self.predictor if self.predictor_for == run_dir else None
 
-        def work():  # the loaded model comes back with the results, by signal
+        def work(token):  # the loaded model comes back with the results, by signal
             predictor = cached or Predictor.from_run(run_dir)
-            return predictor, run_dir, predictor.predict(list(paths))
+            return predictor, run_dir, predictor.predict(list(paths), should_stop=token.check)
 
-        run_task(work, on_done=self._show, on_error=self._failed, parent=self)
+        # the newest request wins: an older one stops between batches, its rows are dropped
+        self._task.start(work, on_done=self._show, on_error=self._failed)
 
     def _failed(self, message: str) -> None:
         self.busy = False
@@ -138,7 +141,7 @@ class PredictPage(Page):
         result = self.results[rows[0].row()]
         try:
             self.preview.setPixmap(QPixmap.fromImage(thumbnail(result.path, 320)))
-        except Exception as exc:
+        except ImageReadError as exc:
             self.preview.setText(str(exc))
         if result.error:
             self.preview_text.setText(result.error)

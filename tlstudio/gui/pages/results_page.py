@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +23,16 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from ...core.export import export_run
-from ...core.run import load_run, read_predictions
+from ...core.data.images import ImageReadError
+from ...core.runs.export import export_run
+from ...core.runs.history import read_config, read_metrics, read_predictions
+from ...errors import UserError
 from ..widgets import thumbnail, title
-from ..workers import run_task
+from ..workers import LatestTask, run_task
 from .base import Page
 
 GALLERY_LIMIT = 60
+log = logging.getLogger(__name__)
 
 
 class ConfusionMatrixPlot(pg.PlotWidget):
@@ -74,6 +78,7 @@ class ResultsPage(Page):
         super().__init__(state, parent)
         self.shown_run = None
         self.metrics: dict = {}
+        self._thumbnails = LatestTask(self)
         layout = QVBoxLayout(self)
         layout.addWidget(title("Results on the validation images"))
         self.summary_label = QLabel("No finished run yet.")
@@ -126,15 +131,27 @@ class ResultsPage(Page):
         self.show_run(run_dir)
 
     def show_run(self, run_dir) -> None:
-        run = load_run(run_dir)
-        m = self.metrics = run.metrics
-        classes = run.classes
+        """Fill the page from the run's JSON and CSV (milliseconds: no model is built to show
+        numbers); thumbnails of the mistakes are decoded off the GUI thread."""
+        try:
+            config, m = read_config(run_dir), read_metrics(run_dir)
+            wrong = [row for row in read_predictions(run_dir) if not row.correct]
+        except (OSError, ValueError, KeyError, UserError) as exc:
+            self.summary_label.setText(f"<b>Cannot read this run.</b> {exc}")
+            return
+        self.metrics = m
+        classes = config["classes"]
+        self.gallery.clear()
+        if not m:
+            self.summary_label.setText("This run has no results yet: it did not finish. "
+                                       "Resume it on the Train step.")
+            return
         extra = f" · ROC AUC {m['roc_auc']:.3f}" if "roc_auc" in m else ""
         self.summary_label.setText(
             f"<b>Accuracy {m['val_accuracy']:.1%}</b> on {m['count']} validation images · "
             f"loss {m['val_loss']:.3f} · balanced accuracy {m['balanced_accuracy']:.1%} · "
             f"macro F1 {m['macro_f1']:.3f}{extra} · best epoch {m['best_epoch']} of "
-            f"{m['epochs_run']} · {run.config['backbone']['display_name']}")
+            f"{m['epochs_run']} · {config['backbone']['display_name']}")
         self.matrix_plot.show_matrix(m["confusion_matrix"], classes)
         self.table.setRowCount(len(classes))
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
@@ -147,22 +164,23 @@ class ResultsPage(Page):
                 if c:
                     item.setTextAlignment(right)
                 self.table.setItem(r, c, item)
-        wrong = [row for row in read_predictions(run_dir) if not row.correct]
         wrong.sort(key=lambda row: -row.confidence)  # the most confident mistakes first
         self.gallery_title.setText(f"Misclassified validation images ({len(wrong)})")
-        self.gallery.clear()
         shown = wrong[:GALLERY_LIMIT]
 
-        def work():
+        def thumbnails(token):
             out = []
             for row in shown:
+                token.check()
                 try:
                     out.append((row, thumbnail(row.path, 96)))
-                except Exception:
+                except ImageReadError as exc:  # moved or unreadable since training
+                    log.info("no thumbnail for %s: %s", row.path, exc)
                     out.append((row, None))
             return out
 
-        run_task(work, on_done=self._fill_gallery, parent=self)
+        # a newer run shown before these are ready drops them
+        self._thumbnails.start(thumbnails, on_done=self._fill_gallery)
 
     def _choose_export_folder(self) -> None:
         parent = QFileDialog.getExistingDirectory(self, "Export into folder", str(Path.home()))

@@ -1,8 +1,8 @@
-"""Step 4, Train: settings with working defaults, Start/Pause/Stop, live curves, ETA, log."""
+"""Step 4, Train: settings with working defaults, Start/Pause/Stop, live curves, ETA, log;
+start from an earlier run (probe, then fine-tune), and resume runs that did not finish."""
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from pathlib import Path
 
@@ -22,10 +22,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from ...core.config import MODE_DEFAULTS
-from ...core.device import pick_device
-from ...core.paths import app_data_dir
-from ...core.preprocess import AUGMENTATIONS
+from ...core.data.preprocess import AUGMENTATIONS
+from ...core.engine.config import MODE_DEFAULTS
+from ...core.engine.device import pick_device
+from ...core.runs.history import list_runs, new_run_dir, read_config, read_epochs
 from ..widgets import title
 from ..workers import TrainingThread, TrainingWorker
 from .base import Page
@@ -81,6 +81,15 @@ class TrainPage(Page):
         form.addRow("Stop after no gain for:", self.patience)
         self.device_label = QLabel(pick_device("auto").description)
         form.addRow("Device:", self.device_label)
+        self.start_from = QComboBox()
+        self.unfinished = QComboBox()
+        self.unfinished.setToolTip("Runs that were stopped, interrupted or killed")
+        for combo in (self.start_from, self.unfinished):  # long run names must not widen
+            combo.setSizeAdjustPolicy(  # the window beyond a small screen
+                QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(6)
+        self.start_from.setToolTip("Fine-tune a finished run of the same backbone and classes "
+                                   "(e.g. a linear probe) instead of the pretrained weights")
         for field in (self.epochs, self.lr, self.batch, self.augmentation, self.patience):
             field.setMaximumWidth(180)
         top.addLayout(form)
@@ -110,6 +119,17 @@ class TrainPage(Page):
         side.addStretch(1)
         top.addLayout(side, 1)
         layout.addLayout(top)
+        runs_row = QHBoxLayout()
+        runs_row.addWidget(QLabel("Start from:"))
+        runs_row.addWidget(self.start_from, 1)
+        runs_row.addSpacing(16)
+        runs_row.addWidget(QLabel("Unfinished runs:"))
+        runs_row.addWidget(self.unfinished, 1)
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the chosen run after its last completed epoch")
+        self.resume_button.clicked.connect(self.resume_selected)
+        runs_row.addWidget(self.resume_button)
+        layout.addLayout(runs_row)
 
         plots = QHBoxLayout()
         self.loss_plot = pg.PlotWidget(background="w", title="Loss")
@@ -150,7 +170,36 @@ class TrainPage(Page):
             self.lr.setValue(defaults["lr"])
             self.patience.setValue(defaults["patience"])
             self._mode_filled = mode
+        self.refresh_runs()
 
+    def refresh_runs(self) -> None:
+        """Earlier runs to start from (same backbone and classes, finished) and runs that
+        can be resumed; reads their JSON files only."""
+        runs = list_runs()
+        classes = self.state.index.classes if self.state.index is not None else None
+        chosen, chosen_resume = self.start_from.currentData(), self.unfinished.currentData()
+        self.start_from.clear()
+        self.start_from.addItem("the pretrained weights", None)
+        for run in runs:
+            if run.status == "finished" and run.backbone == self.state.spec.name:
+                try:
+                    same = read_config(run.dir)["classes"] == classes
+                except (OSError, ValueError, KeyError):
+                    same = False
+                if same:
+                    self.start_from.addItem(f"run {run.dir.name} ({run.mode})", str(run.dir))
+        self.unfinished.clear()
+        for run in runs:
+            if run.resumable:
+                self.unfinished.addItem(run.describe(), str(run.dir))
+        self.resume_button.setEnabled(self.unfinished.count() > 0 and not self.running)
+        if not self.unfinished.count():
+            self.unfinished.addItem("none")
+        self.unfinished.setEnabled(self.resume_button.isEnabled())
+        for combo, value in ((self.start_from, chosen), (self.unfinished, chosen_resume)):
+            found = combo.findData(value)
+            if value is not None and found >= 0:
+                combo.setCurrentIndex(found)
     def form_values(self) -> dict:
         return dict(epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
                     augmentation=self.augmentation.currentText(),
@@ -165,23 +214,37 @@ class TrainPage(Page):
     def start(self) -> None:
         if self.running or self.state.index is None:
             return
-        config = self.state.train_config(**self.form_values())
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = self.current_run_dir = app_data_dir() / "runs" / f"{stamp}-{config.backbone}"
+        config = self.state.train_config(**self.form_values(),
+                                         init_from=self.start_from.currentData())
+        out = new_run_dir(config.backbone)
+        self._launch(TrainingWorker(config, self.state.index, out), out)
+
+    def resume_selected(self) -> None:
+        run_dir = self.unfinished.currentData()
+        if self.running or not run_dir:
+            return
+        out = Path(run_dir)
+        self._launch(TrainingWorker(None, None, out, resume=True), out)
+        for row in read_epochs(out):  # the epochs already done, so the curves read whole
+            if "train_loss" in row:
+                self._epoch({**row, "epochs": self.epochs.value(), "improved": False},
+                            log=False)
+
+    def _launch(self, worker: TrainingWorker, out: Path) -> None:
+        self.current_run_dir = out
         self._reset_curves()
         self.finished_metrics = None
         self.log.clear()
         self.write_log(f"Run folder: {out}")
-        worker = TrainingWorker(config, self.state.index, out)
         worker.stage_progress.connect(self._stage)
         worker.epoch_started.connect(self._epoch_started)
         worker.batch_done.connect(self._batch)
         worker.epoch_done.connect(self._epoch)
         worker.notice.connect(self.write_log)
-        worker.finished.connect(lambda info: self._finished(info, out))
+        worker.finished.connect(self._finished)  # a bound method: runs in the GUI thread
         worker.failed.connect(self._failed)
         self.runner = TrainingThread(worker, self)
-        self.runner.ended.connect(lambda: self._set_running(False))
+        self.runner.ended.connect(self._ended)
         self._t0 = time.perf_counter()
         self._batches_done = 0
         self._set_running(True)
@@ -205,8 +268,10 @@ class TrainPage(Page):
             self.status_label.setText("Stopping after the current batch…")
             self.runner.worker.stop()
 
-    def stop_and_wait(self, timeout_ms: int = 30000) -> bool:
-        return self.runner.stop_and_wait(timeout_ms) if self.running else True
+    def stop_and_wait(self) -> None:
+        """Stop and wait for the worker to finish its batch and save (never cut off)."""
+        if self.running:
+            self.runner.stop_and_wait()
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
@@ -214,8 +279,10 @@ class TrainPage(Page):
         self.stop_button.setEnabled(running)
         self.pause_button.setText("Pause")
         for w in (self.epochs, self.lr, self.batch, self.augmentation, self.class_weights,
-                  self.patience):
+                  self.patience, self.start_from, self.unfinished, self.resume_button):
             w.setEnabled(not running)
+        if not running:
+            self.refresh_runs()
         if self.state.training != running:
             self.state.set_training(running)
         self.changed.emit()
@@ -256,19 +323,27 @@ class TrainPage(Page):
         remaining = (self._batches_total - self._batches_done) / max(rate, 1e-6)
         self.rate_label.setText(f"{info['images_per_s']:.0f} images/s · ETA {_eta(remaining)}")
 
-    def _epoch(self, info: dict) -> None:
+    def _epoch(self, info: dict, log: bool = True) -> None:
         self.val_points[0].append(info["epoch"])
         self.val_points[1].append(info["val_loss"])
         self.acc_points[0].append(info["epoch"])
         self.acc_points[1].append(info["val_accuracy"])
         self.val_curve.setData(*self.val_points)
         self.acc_curve.setData(*self.acc_points)
+        if not log:
+            return
         star = "  (best so far, saved)" if info["improved"] else ""
         self.write_log(f"epoch {info['epoch']}/{info['epochs']}: train loss "
                        f"{info['train_loss']:.4f}, val loss {info['val_loss']:.4f}, "
                        f"val accuracy {info['val_accuracy']:.3f}{star}")
 
-    def _finished(self, info: dict, out: Path) -> None:
+    def _ended(self) -> None:
+        self._set_running(False)
+
+    def _finished(self, info: dict) -> None:
+        """Slots of the worker's signals are methods of this page, never lambdas: Qt runs a
+        plain callable in the thread of the sender, here the training thread."""
+        out = self.current_run_dir
         metrics = info.get("metrics") or {}
         if not metrics:
             self.status_label.setText("Stopped before the first epoch finished; nothing saved.")

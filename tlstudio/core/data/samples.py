@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .paths import app_data_dir
+from ..paths import app_data_dir
 
 SAMPLE_PER_CLASS = 150
 

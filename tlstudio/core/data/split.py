@@ -77,3 +77,24 @@ def _check_coverage(index: DatasetIndex, parts: dict[str, list[int]], targets: l
                 f"the {name} part has no images of class(es) {', '.join(missing)}; "
                 "add images (or groups) to those classes or change the validation fraction"
             )
+
+
+def split_from_paths(index: DatasetIndex, parts: dict[str, list[str]]) -> Split:
+    """The split a run recorded (``split.json``: file paths per part), on a fresh scan.
+
+    Fails when a recorded file is no longer among the usable images: continuing on other
+    data would give numbers that belong to neither run.
+    """
+    position = {str(item.path): pos for pos, item in enumerate(index.items)}
+    out: dict[str, list[int]] = {}
+    missing: list[str] = []
+    for name in ("train", "val", "test"):
+        paths = parts.get(name, [])
+        missing += [p for p in paths if p not in position]
+        out[name] = sorted(position[p] for p in paths if p in position)
+    if missing:
+        raise DatasetError(
+            f"the dataset changed since this run started: {len(missing)} of its images are "
+            f"missing or unreadable now (first: {missing[0]}). Restore them, or start a new run."
+        )
+    return Split(out["train"], out["val"], out["test"])

@@ -1,7 +1,9 @@
 """Training events and the stop/pause control: the one stream every listener shares.
 
-The trainer calls each listener with plain dataclasses; the GUI worker turns them into Qt
-signals, the CLI into a progress bar, the run record into files, tests into assertions.
+The loop's callbacks (``callbacks.ProgressEvents``) and the run orchestration send plain
+dataclasses to each listener; the GUI worker turns them into Qt signals, the CLI into a
+progress bar, tests into assertions. The run record does not listen here: it is a callback
+on the loop itself (``runs/recorder.py``), since it needs the training state, not a summary.
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ Listener = Callable[[Event], None]
 
 
 class Cancelled(Exception):
-    """Raised inside the trainer when the user pressed Stop."""
+    """Raised inside the loop when the user pressed Stop (or the process got SIGINT/TERM)."""
 
 
 class Control:

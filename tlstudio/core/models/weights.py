@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UserError
+from ...errors import UserError
 
 StateDict = dict[str, torch.Tensor]
 

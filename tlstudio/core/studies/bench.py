@@ -21,13 +21,13 @@ from pathlib import Path
 
 import torch
 
-from .backbones import get_spec
-from .config import MODE_DEFAULTS, TrainConfig
-from .dataset import DatasetIndex
-from .device import pick_device
-from .events import EpochDone
-from .split import make_split
-from .training import train
+from ..data.dataset import DatasetIndex
+from ..data.split import make_split
+from ..engine.config import MODE_DEFAULTS, TrainConfig
+from ..engine.device import pick_device
+from ..engine.events import EpochDone
+from ..models.backbones import get_spec
+from ..runs.training import train
 
 MODES = ("linear-probe", "fine-tune", "partial")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .. import __version__
+from ... import __version__
 
 
 def _matrix(metrics: dict) -> str:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .device import DeviceSetup, pick_device
-from .images import ImageReadError, looks_like_image, read_image
-from .inference import predict_squares
-from .preprocess import prepare
-from .run import LoadedRun, load_run
+from ..engine.device import DeviceSetup, pick_device
+from ..data.images import ImageReadError, looks_like_image, read_image
+from ..engine.inference import predict_squares
+from ..data.preprocess import prepare
+from .history import LoadedRun, load_run
 
 
 @dataclass
@@ -67,10 +68,14 @@ class Predictor:
         return predict_squares(self.model, squares, self.run.preprocessing, self.setup,
                                len(squares))
 
-    def predict(self, paths: list[str | Path], batch_size: int = 32) -> list[Prediction]:
+    def predict(self, paths: list[str | Path], batch_size: int = 32,
+                should_stop: Callable[[], None] | None = None) -> list[Prediction]:
+        """``should_stop`` is called between batches and may raise to abandon the request."""
         files = expand_paths(paths)
         results: list[Prediction] = []
         for start in range(0, len(files), batch_size):
+            if should_stop is not None:
+                should_stop()
             chunk = files[start : start + batch_size]
             squares, ok = [], []
             for file in chunk:

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .. import export_runtime
-from ..errors import UserError
+from ... import export_runtime
+from ...errors import UserError
 from .predict import Predictor
-from .run import LoadedRun, load_run
+from .history import LoadedRun, load_run, require_finished
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 MIN_AGREEMENT = 0.995
@@ -116,6 +116,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path,
 
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not '{fmt}'")
+    require_finished(run_dir)  # the card and the check need the run's final results
     run = load_run(run_dir)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):

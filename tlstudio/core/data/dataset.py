@@ -16,8 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
+from ...errors import UserError
+from .cache import ImageCache
 from .images import ImageReadError, looks_like_image, read_image
+from .preprocess import Preprocessing
 
 Progress = Callable[[int, int], None]
 
@@ -86,8 +88,15 @@ class DatasetIndex:
         )
 
 
-def scan(path: str | Path, progress: Progress | None = None, workers: int = 4) -> DatasetIndex:
-    """Scan a folder-per-class tree or a ``path,label[,group]`` CSV file."""
+def scan(path: str | Path, progress: Progress | None = None, workers: int = 4,
+         prep: Preprocessing | None = None, cache: ImageCache | None = None) -> DatasetIndex:
+    """Scan a folder-per-class tree or a ``path,label[,group]`` CSV file.
+
+    Every image is decoded once to prove it readable. With ``prep`` and ``cache``, that
+    decode also fills the image cache for this preprocessing, so training reads it back
+    instead of decoding again; a file already in the cache (same path, size and time) is
+    not decoded at all.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetError(
@@ -104,7 +113,7 @@ def scan(path: str | Path, progress: Progress | None = None, workers: int = 4) -
     else:
         candidates, problems = _candidates_from_folder(path)
         source = "folder"
-    items, read_problems = _verify(candidates, progress, workers)
+    items, read_problems = _verify(candidates, progress, workers, prep, cache)
     problems += read_problems
     items, dup_problems = _drop_duplicates(items)
     problems += dup_problems
@@ -223,10 +232,14 @@ def _csv_columns(header: list[str]) -> tuple[int, int, int | None] | None:
     return path_col, label_col, find(_GROUP_COLUMNS)
 
 
-def _check_one(item: Item) -> tuple[Item, str | None, str | None]:
+def _check_one(item: Item, prep: Preprocessing | None = None,
+               cache: ImageCache | None = None) -> tuple[Item, str | None, str | None]:
     """Decode fully (truncation shows only at the end) and hash the bytes for duplicates."""
     try:
-        read_image(item.path)
+        if cache is None or prep is None:
+            read_image(item.path)
+        elif not cache.has(item.path, prep):
+            cache.store(item.path, prep, read_image(item.path))
         digest = hashlib.blake2b(item.path.read_bytes(), digest_size=16).hexdigest()
     except ImageReadError as exc:
         return item, None, str(exc)
@@ -236,13 +249,15 @@ def _check_one(item: Item) -> tuple[Item, str | None, str | None]:
 
 
 def _verify(
-    candidates: list[Item], progress: Progress | None, workers: int
+    candidates: list[Item], progress: Progress | None, workers: int,
+    prep: Preprocessing | None, cache: ImageCache | None,
 ) -> tuple[list[tuple[Item, str]], list[Problem]]:
     good: list[tuple[Item, str]] = []
     problems: list[Problem] = []
     total = len(candidates)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for done, (item, digest, error) in enumerate(pool.map(_check_one, candidates), 1):
+        checked = pool.map(lambda c: _check_one(c, prep, cache), candidates)
+        for done, (item, digest, error) in enumerate(checked, 1):
             if error is not None:
                 problems.append(Problem("unreadable", error, item.path))
             else:

@@ -1,8 +1,8 @@
 """The layer tree and the FreezePlan: which parts of the backbone learn.
 
 ``layer_tree`` turns ``named_modules()`` into plain data (path, type, parameter counts)
-that the GUI shows as a tree and the CLI prints. ``FreezePlan`` records frozen parameters
-by name; freezing or unfreezing a module path affects everything under it, so a parent
+that the GUI shows as a tree and `tlstudio layers` prints. ``FreezePlan`` records frozen
+parameters by name; freezing or unfreezing a module path affects everything under it, so a parent
 reads as trainable, frozen or partial. Presets cover the usual recipes: head only, the
 last N stages (plus everything after them), or everything.
 """
@@ -113,6 +113,12 @@ class FreezePlan:
 
         visit(model, "")
         return paths
+
+
+def known_paths(model: nn.Module) -> set[str]:
+    """Every module path and parameter name a plan may name (``""``: the whole model)."""
+    return {name for name, _ in model.named_modules()} | {
+        name for name, _ in model.named_parameters()}
 
 
 def apply_freeze_plan(model: nn.Module, plan: FreezePlan) -> None:

@@ -18,8 +18,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
-from .backbones import BackboneSpec, build_model
-from .layers import apply_freeze_plan, preset_plan
+from ..models.backbones import BackboneSpec, build_model
+from ..models.layers import apply_freeze_plan, preset_plan
 
 
 class FileDataset(Dataset):

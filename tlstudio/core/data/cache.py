@@ -9,7 +9,9 @@ gets a new key and is decoded again; unchanged files are read back in millisecon
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,9 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import app_data_dir
 from .images import ImageReadError, read_image
-from .paths import app_data_dir
 from .preprocess import Preprocessing, prepare
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -47,29 +51,46 @@ class ImageCache:
     def _file(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"
 
-    def get(self, path: Path, prep: Preprocessing) -> tuple[np.ndarray, bool]:
-        """The prepared square of one image and whether it came from the cache."""
+    def _entry(self, path: Path, prep: Preprocessing) -> Path:
         try:
-            file = self._file(self.key(path, prep))
+            return self._file(self.key(path, prep))
         except OSError as exc:
             raise ImageReadError(f"cannot open file ({exc.strerror or exc})") from exc
+
+    def _load(self, file: Path, prep: Preprocessing) -> np.ndarray | None:
         side = prep.prepared_size
-        if file.exists():
-            try:
-                square = np.load(file, allow_pickle=False)
-                if square.shape == (side, side, 3) and square.dtype == np.uint8:
-                    return square, True
-            except (OSError, ValueError):
-                pass  # a damaged entry is simply rebuilt
-        square = prepare(read_image(path), prep)
+        if not file.exists():
+            return None
+        try:
+            square = np.load(file, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            log.info("damaged cache entry %s rebuilt: %s", file, exc)
+            return None
+        ok = square.shape == (side, side, 3) and square.dtype == np.uint8
+        return square if ok else None
+
+    def has(self, path: Path, prep: Preprocessing) -> bool:
+        return self._load(self._entry(path, prep), prep) is not None
+
+    def store(self, path: Path, prep: Preprocessing, image) -> np.ndarray:
+        """Prepare a decoded picture and keep it; a full or read-only disk only costs speed."""
+        square = prepare(image, prep)
+        file = self._entry(path, prep)
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(f"{file.stem}.{os.getpid()}.tmp.npy")
+            tmp = file.with_name(f"{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
             np.save(tmp, square, allow_pickle=False)
             os.replace(tmp, file)
-        except OSError:
-            pass  # a full or read-only disk only costs speed
-        return square, False
+        except OSError as exc:
+            log.warning("image cache not written (%s): %s", file, exc)
+        return square
+
+    def get(self, path: Path, prep: Preprocessing) -> tuple[np.ndarray, bool]:
+        """The prepared square of one image and whether it came from the cache."""
+        square = self._load(self._entry(path, prep), prep)
+        if square is not None:
+            return square, True
+        return self.store(path, prep, read_image(path)), False
 
 
 def decode_images(

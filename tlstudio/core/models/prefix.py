@@ -42,6 +42,16 @@ class Suffix(nn.Module):
         self.units = nn.Sequential(*units)
         self._model = [model]  # kept out of the module tree: its head is called, not owned
 
+    def train(self, mode: bool = True) -> Suffix:
+        """Also switch the head, and the model's own flag that its ``forward_head`` reads
+        (timm applies dropout there when ``model.training``): validating a suffix must not
+        drop features at random."""
+        super().train(mode)
+        model = self._model[0]
+        model.training = mode  # only the flag: the frozen prefix keeps its own mode
+        model.get_classifier().train(mode)
+        return self
+
     def forward(self, x):
         return self._model[0].forward_head(self.units(x))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from .backbones import DEFAULT_BACKBONE
-from .preprocess import AUGMENTATIONS
+from ..data.preprocess import AUGMENTATIONS
+from ..models.backbones import DEFAULT_BACKBONE
 
 MODES = ("linear-probe", "fine-tune")
 SCHEDULES = ("cosine", "onecycle")
@@ -26,6 +26,7 @@ class TrainConfig:
     mode: str = "linear-probe"
     freeze: str = "last-1"  # fine-tune preset: head | last-N | full
     frozen_paths: list[str] | None = None  # explicit frozen module paths (the layer tree)
+    trainable_paths: list[str] | None = None  # or: everything frozen except these paths
     epochs: int | None = None
     batch_size: int = 32
     lr: float | None = None
@@ -58,14 +59,17 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        if self.frozen_paths is not None and self.trainable_paths is not None:
+            raise ValueError("give frozen paths or trainable paths, not both")
         defaults = MODE_DEFAULTS[self.mode]
         data = asdict(self)
         for key, value in defaults.items():
             if data[key] is None:
                 data[key] = value
         out = TrainConfig(**data)
-        if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0:
-            raise ValueError("epochs and batch size must be at least 1 and the learning rate > 0")
+        if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0 or out.patience < 1:
+            raise ValueError("epochs, batch size and patience must be at least 1 and the "
+                             "learning rate > 0")
         return out
 
     def as_dict(self) -> dict:

@@ -9,6 +9,7 @@ once, then cached). Any entry can instead take a local weights file.
 from __future__ import annotations
 
 import importlib.util
+import math
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -18,8 +19,8 @@ import timm
 import torch
 from torch import nn
 
-from ..errors import UserError
-from .preprocess import Preprocessing
+from ...errors import UserError
+from ..data.preprocess import Preprocessing
 from .weights import WeightsError, load_into, read_state_dict
 
 
@@ -183,6 +184,21 @@ def _parameter_count(timm_name: str) -> int:
     with torch.device("meta"):
         model = timm.create_model(timm_name, pretrained=False)
     return sum(p.numel() for p in model.parameters())
+
+
+def init_head(model: nn.Module, seed: int) -> None:
+    """(Re)initialise a linear head from its own seeded generator, the way torch initialises
+    a new ``nn.Linear``, so other threads drawing from torch's global generator (the studio
+    builds models in the background) cannot change a run's starting point."""
+    head = model.get_classifier()
+    if not isinstance(head, nn.Linear):
+        return
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(head.weight, a=math.sqrt(5), generator=generator)
+        if head.bias is not None:
+            bound = 1.0 / math.sqrt(head.in_features)
+            nn.init.uniform_(head.bias, -bound, bound, generator=generator)
 
 
 def build_model(

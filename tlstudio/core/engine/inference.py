@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.preprocess import Preprocessing, eval_view, normalize
 from .device import DeviceSetup
 from .events import Control, Event, StageProgress
-from .preprocess import Preprocessing, eval_view, normalize
 
 
 def forward_features(model: nn.Module, x: torch.Tensor) -> torch.Tensor:

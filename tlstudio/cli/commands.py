@@ -1,0 +1,171 @@
+"""``tlstudio predict|export|backbones|layers|bench``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..errors import UserError
+from .common import EXIT_BAD_INPUT, EXIT_FAILED, path_list, resolve_data
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="label images with a trained run or an exported model")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", help="run folder written by `tlstudio train`")
+    source.add_argument("--model", help="exported model.onnx or model.pt (sidecars beside it)")
+    p.add_argument("paths", nargs="+", help="images or folders")
+    p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    from ..core.runs.predict import Predictor, expand_paths
+
+    if args.model:
+        from ..export_runtime import ExportedModel
+
+        rows = ExportedModel.load(args.model).predict(expand_paths(args.paths))
+    else:
+        rows = [r.as_dict() for r in Predictor.from_run(args.run, args.device).predict(
+            args.paths)]
+    if not rows:
+        print("no images found in the given paths", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            if r.get("error"):
+                print(f"{r['path']}\tERROR: {r['error']}")
+            else:
+                top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3]
+                text = ", ".join(f"{c} {p:.3f}" for c, p in top)
+                print(f"{r['path']}\t{r['label']}\t({text})")
+    return EXIT_BAD_INPUT if all(r.get("error") for r in rows) else 0
+
+
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="export a run to ONNX or TorchScript, with a parity check")
+    p.add_argument("--run", required=True)
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", required=True, help="new folder for the model and its sidecars")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from ..core.runs.export import ExportError, export_run
+
+    try:
+        result = export_run(args.run, args.format, args.out,
+                            progress=lambda text: print(text, file=sys.stderr))
+    except ExportError as exc:
+        print(f"tlstudio: export refused: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"exported {result.model_file}")
+    print(f"parity on {result.images} validation images: {result.agreement:.2%} agreement, "
+          f"max |dp| {result.max_abs_diff:.2e}")
+    return 0
+
+
+def _add_backbones(sub) -> None:
+    p = sub.add_parser("backbones", help="list the pretrained backbones and offline availability")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backbones)
+
+
+def cmd_backbones(args) -> int:
+    from ..core.models.backbones import REGISTRY
+
+    rows = [spec.as_dict() for spec in REGISTRY.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<20}{'params':>8}  {'input':<9}{'offline':<9}{'license':<14}pretrained on")
+    for r in rows:
+        size = "x".join(map(str, r["input_size"]))
+        offline = "yes" if r["available_offline"] else "download"
+        print(f"{r['name']:<20}{r['parameters'] / 1e6:>7.1f}M  {size:<9}{offline:<9}"
+              f"{r['license']:<14}{r['pretrained_on']}")
+    return 0
+
+
+def _add_layers(sub) -> None:
+    p = sub.add_parser("layers", help="print a backbone's layer tree: module paths, parameters "
+                                      "and which train under a freeze choice")
+    p.add_argument("--backbone", default=None)
+    p.add_argument("--freeze", default="last-1", help="head | last-N | full (default last-1)")
+    paths = p.add_mutually_exclusive_group()
+    paths.add_argument("--frozen", metavar="PATHS", help="comma-separated paths to freeze")
+    paths.add_argument("--trainable", metavar="PATHS", help="comma-separated paths that train")
+    p.add_argument("--depth", type=int, default=2, help="levels shown (default 2)")
+    p.set_defaults(func=cmd_layers)
+
+
+def cmd_layers(args) -> int:
+    from ..core.models.backbones import DEFAULT_BACKBONE, build_model
+    from ..core.models.layers import FreezePlan, known_paths, layer_tree, preset_plan
+
+    name = args.backbone or DEFAULT_BACKBONE
+    model = build_model(name, 2, pretrained=False)
+    chosen = path_list(args.frozen) or path_list(args.trainable) or []
+    unknown = [p for p in chosen if p not in known_paths(model)]
+    if unknown:
+        raise UserError(f"{name} has no module {', '.join(map(repr, unknown))}")
+    if args.frozen:
+        plan = FreezePlan(model, chosen)
+    elif args.trainable:
+        plan = FreezePlan(model, [""])
+        for path in chosen:
+            plan.unfreeze(path)
+    else:
+        plan = preset_plan(model, args.freeze)
+
+    def show(node, depth: int) -> None:
+        if node.path:
+            print(f"{'  ' * (depth - 1)}{node.path:<{40 - 2 * (depth - 1)}} "
+                  f"{node.type_name:<22}{node.parameters:>12,}  {plan.state(node.path)}")
+        if depth < args.depth:
+            for child in node.children:
+                show(child, depth + 1)
+
+    print(f"{'module path':<40} {'type':<22}{'parameters':>12}  state")
+    show(layer_tree(model), 0)
+    print(plan.summary())
+    print("frozen paths: " + ",".join(plan.frozen_paths(model)))
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="time the engine against a plain hand-written PyTorch loop")
+    p.add_argument("--data", required=True, help="folder, CSV, or 'sample'")
+    p.add_argument("--backbone", default=None)
+    p.add_argument("--mode", choices=["linear-probe", "fine-tune", "partial"],
+                   default="linear-probe",
+                   help="partial: only the last stage (and head) trains")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--repeats", type=int, default=1, help="alternating engine/reference pairs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="end stdout with one JSON object")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(args) -> int:
+    from ..core.data.dataset import scan
+    from ..core.models.backbones import DEFAULT_BACKBONE
+    from ..core.studies.bench import format_report, run_bench
+
+    index = scan(resolve_data(args.data))
+    result = run_bench(index, args.backbone or DEFAULT_BACKBONE, args.mode, args.epochs,
+                       args.batch_size, args.lr, args.device, args.seed, args.repeats,
+                       log=lambda text: print(text, file=sys.stderr, flush=True))
+    print(format_report(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+

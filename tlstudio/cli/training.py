@@ -1,0 +1,204 @@
+"""``tlstudio train``: new runs and ``--resume``, a progress bar, Ctrl-C/SIGTERM that save."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from ..errors import UserError
+from .common import EXIT_STOPPED, path_list, resolve_data
+
+
+class ProgressPrinter:
+    """Training events as a one-line progress bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = 0.0
+        self._epoch_start = time.perf_counter()
+
+    def _line(self, text: str, final: bool = False) -> None:
+        if self.tty:
+            end = "\n" if final else ""
+            self.stream.write("\r\033[K" + text + end)
+        elif final:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __call__(self, event) -> None:
+        from ..core.engine import events as ev
+
+        if isinstance(event, ev.StageProgress):
+            if self.tty or event.done == event.total:
+                if event.done == event.total or time.perf_counter() - self._last > 0.1:
+                    self._last = time.perf_counter()
+                    self._line(f"{event.stage}: {event.done}/{event.total}",
+                               final=event.done == event.total)
+        elif isinstance(event, ev.EpochStarted):
+            self._epoch_start = time.perf_counter()
+        elif isinstance(event, ev.BatchDone):
+            if self.tty and time.perf_counter() - self._last > 0.1:
+                self._last = time.perf_counter()
+                width = 24
+                filled = int(width * event.batch / event.batches)
+                bar = "#" * filled + "-" * (width - filled)
+                self._line(f"epoch {event.epoch} [{bar}] {event.batch}/{event.batches} "
+                           f"loss {event.loss:.3f} {event.images_per_s:.0f} img/s")
+        elif isinstance(event, ev.EpochDone):
+            mark = " *" if event.improved else ""
+            self._line(
+                f"epoch {event.epoch}/{event.epochs}: train loss {event.train_loss:.4f}  "
+                f"val loss {event.val_loss:.4f}  val acc {event.val_accuracy:.4f}  "
+                f"({event.seconds:.1f} s){mark}", final=True)
+        elif isinstance(event, ev.Notice):
+            self._line(event.message, final=True)
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="fine-tune a pretrained backbone on a labeled folder or CSV",
+                       description="Train into a new run folder, or continue one with --resume. "
+                       "Ctrl-C (or SIGTERM) stops after the current batch and keeps the run "
+                       "resumable.")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue a stopped, interrupted or killed run from its own settings "
+                        "(no other flags needed; --device may change the device)")
+    p.add_argument("--data",
+                   help="folder with one sub-folder per class, a CSV path,label[,group], "
+                        "or 'sample' for the built-in Br35H sample")
+    p.add_argument("--backbone", default=None, help="backbone name (see `tlstudio backbones`)")
+    p.add_argument("--mode", choices=["linear-probe", "fine-tune"], default="linear-probe")
+    p.add_argument("--freeze", default="last-1",
+                   help="fine-tune: head | last-N (N stages + head) | full  (default last-1)")
+    paths = p.add_mutually_exclusive_group()
+    paths.add_argument("--frozen", metavar="PATHS",
+                       help="fine-tune: comma-separated module paths to freeze, everything else "
+                            "trains (what the studio's layer tree sets; see `tlstudio layers`)")
+    paths.add_argument("--trainable", metavar="PATHS",
+                       help="fine-tune: comma-separated module paths that train; everything "
+                            "else is frozen")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--test-fraction", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--augmentation", default="light",
+                   choices=["none", "light", "photo", "grayscale-medical"])
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "onecycle"])
+    p.add_argument("--label-smoothing", type=float, default=0.1)
+    p.add_argument("--class-weights", action="store_true", help="balance classes in the loss")
+    p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
+    p.add_argument("--weights", help="local weights file (.safetensors/.pth/.bin) to start from")
+    p.add_argument("--random-init", action="store_true",
+                   help="no pretrained weights (to see what pretraining is worth)")
+    p.add_argument("--init-from", help="start from a previous run's weights (same classes)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
+    p.add_argument("--no-amp", action="store_true", help="full float32 on the GPU")
+    p.add_argument("--out", help="new run folder")
+    p.set_defaults(func=cmd_train)
+
+
+_SETTING_FLAGS = ("data", "out", "backbone", "epochs", "lr", "weights", "init_from", "frozen",
+                  "trainable")
+
+
+def cmd_train(args) -> int:
+    from ..core.runs.training import resume, train
+
+    if args.resume:
+        given = [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
+                 if getattr(args, name) is not None]
+        if given:
+            raise UserError(f"--resume continues a run with its own settings; drop "
+                            f"{', '.join(given)}")
+        with StopOnSignal() as stopper:
+            result = resume(args.resume, [ProgressPrinter()], stopper.control,
+                            device=None if args.device == "auto" else args.device)
+        return _report_training(result, stopper)
+    if not args.data or not args.out:
+        raise UserError("train needs --data and --out (or --resume RUN_DIR)")
+    with StopOnSignal() as stopper:
+        result = train(_config_from(args), resolve_data(args.data), args.out,
+                       [ProgressPrinter()], stopper.control)
+    return _report_training(result, stopper)
+
+
+def _config_from(args):
+    from ..core.engine.config import TrainConfig
+    from ..core.models.backbones import DEFAULT_BACKBONE
+
+    return TrainConfig(
+        backbone=args.backbone or DEFAULT_BACKBONE, weights=args.weights,
+        pretrained=not args.random_init, mode=args.mode, freeze=args.freeze,
+        frozen_paths=path_list(args.frozen), trainable_paths=path_list(args.trainable),
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        schedule=args.schedule, label_smoothing=args.label_smoothing,
+        augmentation=args.augmentation, class_weights=args.class_weights,
+        patience=args.patience, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, seed=args.seed, device=args.device,
+        amp=not args.no_amp, init_from=args.init_from,
+    )
+
+
+class StopOnSignal:
+    """Ctrl-C and SIGTERM ask the trainer to stop after the current batch (it then saves
+    and writes what a stopped run writes); a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        from ..core.engine.events import Control
+
+        self.control = Control()
+        self.signal_name: str | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, _frame) -> None:
+        import signal
+
+        if self.signal_name is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(signum).name
+        print(f"\n{self.signal_name}: stopping after the current batch and saving "
+              "(Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+        self.control.stop()
+
+    def __enter__(self) -> StopOnSignal:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def _report_training(result, stopper: StopOnSignal) -> int:
+    resume_hint = f"continue with: tlstudio train --resume {result.run_dir}"
+    if result.cancelled and not result.metrics:
+        if result.run_dir.exists():
+            print(f"stopped before the first epoch finished; {resume_hint}", file=sys.stderr)
+        else:
+            print("stopped before anything was saved", file=sys.stderr)
+        return EXIT_STOPPED
+    m = result.metrics
+    print(f"run: {result.run_dir}")
+    print(f"validation accuracy: {m['val_accuracy']:.4f}  loss: {m['val_loss']:.4f}  "
+          f"(best epoch {m['best_epoch']} of {m['epochs_run']}, {m['count']} images)")
+    for name, row in m["per_class"].items():
+        print(f"  {name:>20}: precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+              f"f1 {row['f1']:.3f}  n={row['support']}")
+    if "test_accuracy" in m:
+        print(f"test accuracy: {m['test_accuracy']:.4f}")
+    if result.cancelled:
+        print(f"stopped after epoch {m['epochs_run']}; the best checkpoint and these results "
+              f"are saved; {resume_hint}", file=sys.stderr)
+        return EXIT_STOPPED
+    return 0
+
+

@@ -1,0 +1,333 @@
+"""``train`` and ``resume``: the calls behind ``tlstudio train`` and the studio's Start/Resume.
+
+Folder or CSV in, run folder out: scan (decoding each image once, into the cache), split
+(or take the split given), build the backbone, write config.json and split.json, decode,
+fit with the one loop, evaluate the best checkpoint on the path that chose it, write the
+results. The folder is locked while a process trains into it; a run stopped or killed at any
+point can be continued with :func:`resume` from its own files.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import random
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from ... import __version__
+from ...errors import UserError
+from ..data.dataset import DatasetIndex, scan
+from ..data.split import Split, make_split, split_from_paths
+from ..engine.callbacks import BestScore, EarlyStopping, ProgressEvents
+from ..engine.config import TrainConfig
+from ..engine.device import pick_device
+from ..engine.events import Cancelled, Control, Event, Failed, Finished, Listener, Notice
+from ..engine.events import StageProgress
+from ..engine.inference import predict_squares
+from ..engine.loop import FitResult, TrainingJob, model_weights
+from ..engine.modes import build_session
+from ..engine.prepare import image_cache, prepare_data
+from ..evaluation.metrics import evaluate
+from ..logs import report_bug
+from ..models.backbones import build_model, get_spec, init_head
+from ..models.layers import FreezePlan, apply_freeze_plan, known_paths, preset_plan
+from .history import load_run, read_config, summarize
+from .lock import RunBusy, RunLock
+from .record import CONFIG, SPLIT, WEIGHTS, RunRecord
+from .recorder import History, RunRecorder
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(UserError):
+    """Training cannot start or continue; the message is for the user."""
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict
+    index: DatasetIndex | None
+    cancelled: bool = False
+    stopped_early: bool = False
+    epochs_run: int = 0
+
+
+def _fan_out(listeners: Iterable[Listener]):
+    listeners = list(listeners)
+
+    def emit(event: Event) -> None:
+        for listener in listeners:
+            listener(event)
+
+    return emit
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _user_message(exc: BaseException) -> str:
+    if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
+        return ("the GPU ran out of memory: lower the batch size, freeze more layers or pick "
+                "a smaller backbone")
+    if isinstance(exc, (UserError, ValueError)):
+        return str(exc)
+    return report_bug(log, exc, "training")
+
+
+def _guarded(work, out_dir: Path, emit) -> TrainResult:
+    try:
+        return work()
+    except Cancelled:  # stopped while scanning: nothing learned, nothing to keep
+        emit(Finished(str(out_dir), {}, cancelled=True))
+        return TrainResult(out_dir, {}, None, cancelled=True)
+    except Exception as exc:
+        emit(Failed(_user_message(exc)))
+        raise
+
+
+def train(
+    config: TrainConfig,
+    dataset: DatasetIndex | str | Path,
+    out_dir: str | Path,
+    listeners: Iterable[Listener] = (),
+    control: Control | None = None,
+    split: Split | None = None,
+) -> TrainResult:
+    """Train into a new run folder. ``split`` (positions into the dataset's items) replaces
+    the seeded split. Emits ``Failed`` and raises on errors."""
+    emit, control, out_dir = _fan_out(listeners), control or Control(), Path(out_dir)
+
+    def work() -> TrainResult:
+        resolved = config.resolved()
+        get_spec(resolved.backbone)  # an unknown name fails before any slow work
+        _check_new_out_dir(out_dir, dataset)
+        _check_paths(resolved)
+        created = not out_dir.exists()
+        with RunLock(out_dir):
+            try:
+                if (out_dir / CONFIG).exists():  # checked again under the lock: two racing
+                    raise TrainingError(_holds_a_run(out_dir))
+                return _train_new(resolved, dataset, out_dir, emit, control, split)
+            finally:
+                if created and not (out_dir / CONFIG).exists():
+                    shutil.rmtree(out_dir, ignore_errors=True)  # nothing worth keeping
+
+    return _guarded(work, out_dir, emit)
+
+
+def resume(run_dir: str | Path, listeners: Iterable[Listener] = (),
+           control: Control | None = None, device: str | None = None) -> TrainResult:
+    """Continue a stopped, interrupted or killed run from its own files, after its last
+    completed epoch; it ends with the files of an uninterrupted run."""
+    emit, control, run_dir = _fan_out(listeners), control or Control(), Path(run_dir)
+
+    def work() -> TrainResult:
+        saved = read_config(run_dir)
+        status = summarize(run_dir).status
+        if status == "running":
+            RunLock(run_dir).acquire()  # raises RunBusy, naming the process
+        if status == "finished":
+            raise TrainingError(f"'{run_dir}' already finished; there is nothing to resume")
+        with RunLock(run_dir):
+            config = TrainConfig.from_dict(saved["train"])
+            if device is not None:
+                config.device = device
+            config = config.resolved()
+            prep = get_spec(config.backbone).preprocessing()
+            index = _scan(saved["dataset"]["root"], config, prep, emit)
+            if index.classes != saved["classes"]:
+                raise TrainingError(f"the dataset's classes are {index.classes} now; the run "
+                                    f"was trained on {saved['classes']}")
+            parts = json.loads((run_dir / SPLIT).read_text(encoding="utf-8"))
+            split = split_from_paths(index, parts)
+            state = RunRecord(run_dir).load_state()
+            if state is not None:
+                emit(Notice(f"resuming {run_dir.name} after epoch {state[1]['epoch']} of "
+                            f"{state[1]['epochs']}"))
+            return _fit_and_report(config, index, split, run_dir, emit, control, state,
+                                   fresh=False)
+
+    return _guarded(work, run_dir, emit)
+
+
+def _holds_a_run(out_dir: Path) -> str:
+    holder = RunLock.holder(out_dir)
+    if holder is not None:
+        raise RunBusy(f"'{out_dir}' is in use: {holder} is training into it. Wait for it to "
+                      "end, or choose another output folder.")
+    status = summarize(out_dir)
+    hint = (f"; to continue it: tlstudio train --resume {out_dir}" if status.resumable else "")
+    return f"'{out_dir}' already holds a run ({status.status}){hint}. Choose a new folder."
+
+
+def _check_new_out_dir(out_dir: Path, dataset) -> None:
+    if (out_dir / CONFIG).exists():
+        raise TrainingError(_holds_a_run(out_dir))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TrainingError(f"'{out_dir}' is a file; choose a folder for the run")
+    root = dataset.root if isinstance(dataset, DatasetIndex) else Path(dataset)
+    if root.is_dir():
+        root, target = root.resolve(), out_dir.resolve()
+        if target == root or root in target.parents:
+            raise TrainingError(
+                f"the output folder '{out_dir}' is inside the dataset folder; tlstudio never "
+                "writes into your data. Choose an output folder elsewhere.")
+
+
+def _check_paths(config: TrainConfig) -> None:
+    """Explicit module paths must exist in the backbone (checked on the bare architecture,
+    before any slow work)."""
+    paths = config.frozen_paths if config.frozen_paths is not None else config.trainable_paths
+    if not paths or config.mode == "linear-probe":
+        return
+    valid = known_paths(build_model(config.backbone, 2, pretrained=False))
+    unknown = [p for p in paths if p not in valid]
+    if unknown:
+        raise TrainingError(
+            f"{config.backbone} has no module {', '.join(repr(p) for p in unknown)}; "
+            f"see `tlstudio layers --backbone {config.backbone}` for its module paths")
+
+
+def _freeze_plan(model, config: TrainConfig) -> FreezePlan:
+    if config.mode == "linear-probe":
+        return preset_plan(model, "head")
+    if config.trainable_paths is not None:
+        plan = FreezePlan(model, [""])
+        for path in config.trainable_paths:
+            plan.unfreeze(path)
+        return plan
+    if config.frozen_paths is not None:
+        return FreezePlan(model, config.frozen_paths)
+    return preset_plan(model, config.freeze)
+
+
+def _scan(dataset, config: TrainConfig, prep, emit) -> DatasetIndex:
+    """Scanning decodes each image once and leaves it in the cache for training."""
+    return scan(dataset, progress=lambda d, t: emit(StageProgress("scanning", d, t)),
+                workers=config.workers, prep=prep, cache=image_cache(config))
+
+
+def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
+    seed_everything(config.seed)
+    prep = get_spec(config.backbone).preprocessing()
+    index = dataset if isinstance(dataset, DatasetIndex) else _scan(dataset, config, prep, emit)
+    skipped = [p for p in index.problems if p.skipped and p.path is not None]
+    if skipped:
+        emit(Notice(f"{len(skipped)} file(s) skipped: " + "; ".join(map(str, skipped[:5]))
+                    + (" ..." if len(skipped) > 5 else "")))
+    if split is None:
+        split = make_split(index, config.val_fraction, config.test_fraction, config.seed)
+    return _fit_and_report(config, index, split, out_dir, emit, control, None, fresh=True)
+
+
+def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) -> TrainResult:
+    seed_everything(config.seed)
+    spec = get_spec(config.backbone)
+    prep = spec.preprocessing()
+    emit(StageProgress("loading backbone", 0, 1))
+    if state is not None:  # every weight comes from the saved state, before any
+        model = build_model(spec, len(index.classes), pretrained=False)  # frozen pass
+        model.load_state_dict(model_weights(state[0]), strict=True)
+    else:
+        model = build_model(spec, len(index.classes), weights=config.weights,
+                            pretrained=config.pretrained)
+        init_head(model, config.seed)
+        if config.init_from:
+            _start_from_run(model, config.init_from, spec.name, index.classes)
+    emit(StageProgress("loading backbone", 1, 1))
+    plan = _freeze_plan(model, config)
+    apply_freeze_plan(model, plan)
+    setup = pick_device(config.device, config.amp)
+    if setup.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick kernels
+    emit(Notice(f"training on {setup.description}; {plan.summary()}"))
+
+    record = RunRecord(out_dir)
+    if fresh:
+        _write_config(record, config, spec, index, split, prep, plan, model, setup)
+    prepared = prepare_data(index, split, prep, config, control, emit)
+    recorder = RunRecorder(record)
+    job = TrainingJob(model, prepared.data, prep, config, setup, control, emit)
+    session = build_session(
+        job, [BestScore(), EarlyStopping(config.patience, emit), History(), recorder,
+              ProgressEvents(emit)], evaluate_start=bool(config.init_from))
+    if state is not None:
+        recorder.repair(*state)
+        session.load_state(*state)
+    if state is not None and state[1]["finished"]:  # killed while writing the results
+        fit = FitResult(session.best_epoch, session.epoch, session.stop_early)
+    else:
+        fit = session.fit()
+    if not (out_dir / WEIGHTS).exists():
+        emit(Finished(str(out_dir), {}, cancelled=True))
+        return TrainResult(out_dir, {}, index, cancelled=True)
+
+    model.load_state_dict(load_file(str(out_dir / WEIGHTS)))
+    session.control = Control()  # the results are written even after a stop
+    _, _, probs = session.validate()
+    val_y = prepared.data.val_targets
+    metrics = evaluate(probs, val_y, index.classes)
+    result = {
+        "val_accuracy": metrics["accuracy"], "val_loss": metrics["loss"], **metrics,
+        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+        "stopped_early": fit.stopped_early, "cancelled": fit.cancelled,
+    }
+    if len(prepared.test_targets):
+        test_metrics = evaluate(
+            predict_squares(model, prepared.test_images, prep, setup, config.batch_size),
+            prepared.test_targets, index.classes)
+        result["test"] = test_metrics
+        result["test_accuracy"] = test_metrics["accuracy"]
+    record.write_predictions([str(index.items[p].path) for p in prepared.positions["val"]],
+                             val_y, probs, index.classes)
+    record.write_json("metrics.json", result)
+    emit(Finished(str(out_dir), result, stopped_early=fit.stopped_early,
+                  cancelled=fit.cancelled))
+    return TrainResult(out_dir, result, index, cancelled=fit.cancelled,
+                       stopped_early=fit.stopped_early, epochs_run=fit.epochs_run)
+
+
+def _write_config(record, config, spec, index, split, prep, plan, model, setup) -> None:
+    record.write_json(CONFIG, {
+        "tlstudio_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "backbone": spec.as_dict(),
+        "classes": index.classes,
+        "preprocessing": prep.as_dict(),
+        "train": config.as_dict(),
+        "frozen_paths": plan.frozen_paths(model),
+        "trainable_parameters": plan.trainable(),
+        "total_parameters": plan.total(),
+        "device": setup.description,
+        "dataset": {
+            "root": str(index.root), "source": index.source, "counts": index.counts(),
+            "groups": len({item.group for item in index.items if item.group is not None}),
+            "split_sizes": {name: len(pos) for name, pos in split.as_dict().items()},
+            "problems": [str(p) for p in index.problems],
+        },
+    })
+    record.write_json(SPLIT, {name: [str(index.items[p].path) for p in pos]
+                              for name, pos in split.as_dict().items()})
+
+
+def _start_from_run(model, run_dir: str, backbone: str, classes: list[str]) -> None:
+    previous = load_run(run_dir)
+    if previous.config["backbone"]["name"] != backbone:
+        raise TrainingError(
+            f"'{run_dir}' was trained with {previous.config['backbone']['name']}, not {backbone}"
+        )
+    if previous.classes != classes:
+        raise TrainingError(f"'{run_dir}' has classes {previous.classes}, this dataset {classes}")
+    model.load_state_dict(previous.model.state_dict())  # the previous head included
