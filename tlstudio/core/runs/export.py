@@ -20,8 +20,8 @@ from torch import nn
 
 from ... import export_runtime
 from ...errors import UserError
-from .predict import Predictor
 from .history import LoadedRun, load_run, require_finished
+from .predict import Predictor
 
 FORMATS = {"onnx": "model.onnx", "torchscript": "model.pt"}
 MIN_AGREEMENT = 0.995

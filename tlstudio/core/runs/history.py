@@ -17,9 +17,17 @@ from torch import nn
 
 from ..data.preprocess import Preprocessing
 from ..paths import app_data_dir
-from .record import CONFIG, METRICS, METRICS_LOG, PREDICTIONS, STATE, WEIGHTS, RunError
 from .lock import RunLock
-from .record import read_metadata
+from .record import (
+    CONFIG,
+    METRICS,
+    METRICS_LOG,
+    PREDICTIONS,
+    STATE,
+    WEIGHTS,
+    RunError,
+    read_metadata,
+)
 
 
 def runs_root() -> Path:

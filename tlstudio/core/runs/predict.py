@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..engine.device import DeviceSetup, pick_device
 from ..data.images import ImageReadError, looks_like_image, read_image
-from ..engine.inference import predict_squares
 from ..data.preprocess import prepare
+from ..engine.device import DeviceSetup, pick_device
+from ..engine.inference import predict_squares
 from .history import LoadedRun, load_run
 
 

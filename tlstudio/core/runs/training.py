@@ -29,8 +29,16 @@ from ..data.split import Split, make_split, split_from_paths
 from ..engine.callbacks import BestScore, EarlyStopping, ProgressEvents
 from ..engine.config import TrainConfig
 from ..engine.device import pick_device
-from ..engine.events import Cancelled, Control, Event, Failed, Finished, Listener, Notice
-from ..engine.events import StageProgress
+from ..engine.events import (
+    Cancelled,
+    Control,
+    Event,
+    Failed,
+    Finished,
+    Listener,
+    Notice,
+    StageProgress,
+)
 from ..engine.inference import predict_squares
 from ..engine.loop import FitResult, TrainingJob, model_weights
 from ..engine.modes import build_session
