@@ -2,27 +2,26 @@
 
 This module deliberately imports nothing from the training code: it is what
 ``tlstudio predict --model`` uses, what the export parity check measures against, and a
-reference for anyone deploying the model elsewhere. The contract (also in
-``preprocessing.json``): RGB, shorter side resized to ``input_size / crop_pct`` with the
-named method, centre crop to ``input_size``, values scaled to [0, 1], NCHW float32; the model
-normalises inside and outputs ``probabilities``.
+reference for anyone deploying the model elsewhere. Pixels follow the one rule in
+:mod:`tlstudio.pixels` (the same code the app trains and predicts with; its steps are
+written out in ``preprocessing.json``): RGB, shorter side resized to
+``input_size / crop_pct`` with the named method, centre square, centre crop to
+``input_size``, values scaled to [0, 1], NCHW float32; the model normalises inside and
+outputs ``probabilities``.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
 
+from . import pixels
 from .errors import UserError
-
-_RESAMPLE = {"bicubic": Image.Resampling.BICUBIC, "bilinear": Image.Resampling.BILINEAR,
-             "nearest": Image.Resampling.NEAREST, "lanczos": Image.Resampling.LANCZOS}
 
 
 class ModelLoadError(UserError):
@@ -30,18 +29,51 @@ class ModelLoadError(UserError):
 
 
 def preprocess(path: str | Path, spec: dict) -> np.ndarray:
-    """One image file -> float32 CHW in [0, 1], following ``preprocessing.json``."""
-    with Image.open(path) as img:
-        img = ImageOps.exif_transpose(img) or img
-        img = img.convert("RGB")
+    """One image file -> float32 CHW in [0, 1], following ``preprocessing.json``.
+
+    Raises :class:`tlstudio.pixels.ImageReadError` with a reason for files that are not
+    readable images (truncated, not an image, decompression bomb, ...).
+    """
     h, w = spec["input_size"]
-    side = int(math.floor(max(h, w) / spec["crop_pct"]))
-    scale = side / min(img.size)
-    size = (max(side, round(img.width * scale)), max(side, round(img.height * scale)))
-    img = img.resize(size, _RESAMPLE[spec["resize"]], reducing_gap=None)
-    left, top = (img.width - w) // 2, (img.height - h) // 2
-    img = img.crop((left, top, left + w, top + h))
-    return (np.asarray(img, dtype=np.float32) / 255.0).transpose(2, 0, 1)
+    side = pixels.prepared_side((h, w), spec["crop_pct"])
+    square = pixels.prepared_square(pixels.read_image(path), side, spec["resize"])
+    top, left = pixels.centre_offsets(side, side, h, w)
+    crop = square[top : top + h, left : left + w]
+    return (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)
+
+
+def _check_spec(spec: object, where: Path) -> dict:
+    """preprocessing.json must name this runtime's pixel rule and hold usable geometry."""
+    if not isinstance(spec, dict):
+        raise ModelLoadError(f"{where} does not describe a preprocessing")
+    declared = spec.get("pixel_rule")
+    rule = declared.get("id") if isinstance(declared, dict) else None
+    if rule != pixels.RULE:
+        raise ModelLoadError(
+            f"{where} names pixel rule {rule or '(none: an older tlstudio)'}; this runtime "
+            f"applies {pixels.RULE}, so it would not see the pixels the model was checked on. "
+            "Export the run again with this version.")
+    try:
+        h, w = (int(v) for v in spec["input_size"])
+        crop = float(spec["crop_pct"])
+        if spec["resize"] not in pixels.RESAMPLE or h < 1 or w < 1 or not 0 < crop <= 1:
+            raise ValueError
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{where} is damaged: input_size, crop_pct or resize is "
+                             "missing or invalid") from exc
+    return spec
+
+
+def _quiet_onnxruntime():
+    """onnxruntime, without the telemetry it may otherwise write under the user's home."""
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"  # read when onnxruntime is first imported
+    import onnxruntime as ort
+
+    try:
+        ort.disable_telemetry_events()
+    except AttributeError:  # builds without telemetry have no switch
+        pass
+    return ort
 
 
 @dataclass
@@ -55,24 +87,47 @@ class ExportedModel:
     def load(cls, path: str | Path) -> ExportedModel:
         path = Path(path)
         folder = path.parent
+        if not path.is_file():
+            raise ModelLoadError(f"{path} does not exist or is not a file")
+        if path.suffix not in (".onnx", ".pt", ".pth", ".ts"):
+            raise ModelLoadError(f"{path.name}: expected an exported .onnx or TorchScript .pt")
+        if path.suffix != ".onnx":
+            _refuse_pickles(path)  # before anything else is read
         try:
-            labels = json.loads((folder / "labels.json").read_text())
-            spec = json.loads((folder / "preprocessing.json").read_text())
+            labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+            spec = json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
             raise ModelLoadError(f"{exc.filename} is missing: an exported model needs its "
                                  "labels.json and preprocessing.json beside it") from exc
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ModelLoadError(f"the sidecar files beside {path.name} are damaged "
+                                 f"({exc})") from exc
+        if not isinstance(labels, list) or len(labels) < 2 or not all(
+                isinstance(x, str) for x in labels):
+            raise ModelLoadError(f"{folder / 'labels.json'} must list the class names")
+        spec = _check_spec(spec, folder / "preprocessing.json")
         if path.suffix == ".onnx":
-            import onnxruntime as ort
-
-            session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            ort = _quiet_onnxruntime()
+            try:
+                session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            except Exception as exc:  # onnxruntime raises its own types for bad files
+                raise ModelLoadError(f"{path.name} cannot be loaded: it is damaged, truncated "
+                                     f"or not an ONNX model ({str(exc)[:200]})") from exc
             name = session.get_inputs()[0].name
+            outputs = session.get_outputs()
+            if not outputs or outputs[0].name != "probabilities":
+                raise ModelLoadError(f"{path.name} is not a tlstudio export (it has no "
+                                     "'probabilities' output)")
+            width = outputs[0].shape[-1]
+            if isinstance(width, int) and width != len(labels):
+                raise ModelLoadError(f"{path.name} answers {width} classes but labels.json "
+                                     f"names {len(labels)}: the files come from different "
+                                     "exports")
 
             def run(batch: np.ndarray) -> np.ndarray:
                 return session.run(["probabilities"], {name: batch})[0]
-        elif path.suffix in (".pt", ".pth", ".ts"):
-            run = _torchscript(path)
         else:
-            raise ModelLoadError(f"{path.name}: expected an exported .onnx or TorchScript .pt")
+            run = _torchscript(path)
         return cls(path, labels, spec, run)
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
@@ -86,11 +141,20 @@ class ExportedModel:
                 try:
                     images.append(preprocess(p, self.preprocessing))
                     ok.append(p)
-                except (OSError, ValueError) as exc:
+                except pixels.ImageReadError as exc:
                     out.append({"path": str(p), "label": None, "probabilities": {},
-                                "error": f"unreadable image ({exc})"})
+                                "error": str(exc)})
             if ok:
-                for p, probs in zip(ok, self.probabilities(np.stack(images)), strict=True):
+                batch = self.probabilities(np.stack(images))
+                if batch.shape != (len(ok), len(self.labels)):
+                    raise ModelLoadError(f"{self.path.name} answered with shape {batch.shape}; "
+                                         f"labels.json names {len(self.labels)} classes")
+                for p, probs in zip(ok, batch, strict=True):
+                    if not np.isfinite(probs).all():
+                        out.append({"path": str(p), "label": None, "probabilities": {},
+                                    "error": "the model answered NaN or infinity; it is "
+                                             "broken and must not be used"})
+                        continue
                     out.append({"path": str(p), "label": self.labels[int(probs.argmax())],
                                 "probabilities": {c: float(v) for c, v in
                                                   zip(self.labels, probs, strict=True)}})
@@ -98,20 +162,27 @@ class ExportedModel:
         return sorted(out, key=lambda r: order[r["path"]])
 
 
-def _torchscript(path: Path):
+def _refuse_pickles(path: Path) -> None:
     import zipfile
 
+    if not zipfile.is_zipfile(path):
+        raise ModelLoadError(f"{path.name} is not a TorchScript archive (damaged, truncated "
+                             "or another kind of file)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelLoadError(f"{path.name} is a damaged archive ({exc})") from exc
+    if not any(name.endswith("/code/__torch__.py") or "/code/" in name for name in names):
+        raise ModelLoadError(
+            f"{path.name} is a pickled checkpoint, not an exported TorchScript model. "
+            "tlstudio loads checkpoints only as safetensors or with weights_only=True, "
+            "and will not unpickle objects that could run code.")
+
+
+def _torchscript(path: Path):
     import torch
 
-    if not zipfile.is_zipfile(path):
-        raise ModelLoadError(f"{path.name} is not a TorchScript archive")
-    with zipfile.ZipFile(path) as archive:
-        if not any(name.endswith("/code/__torch__.py") or "/code/" in name
-                   for name in archive.namelist()):
-            raise ModelLoadError(
-                f"{path.name} is a pickled checkpoint, not an exported TorchScript model. "
-                "tlstudio loads checkpoints only as safetensors or with weights_only=True, "
-                "and will not unpickle objects that could run code.")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # jit is deprecated, still works

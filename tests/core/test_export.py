@@ -21,14 +21,18 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 
 def _outside_preprocess(path, spec):
-    """What a user elsewhere writes from preprocessing.json (no tlstudio code involved)."""
+    """What a user elsewhere writes from preprocessing.json's steps (no tlstudio code; the
+    Br35H files are 8-bit RGB or gray JPEGs, so the pixel rule is a plain convert)."""
     img = Image.open(path).convert("RGB")
     h, w = spec["input_size"]
-    side = math.floor(h / spec["crop_pct"])
+    side = math.floor(max(h, w) / spec["crop_pct"])
     scale = side / min(img.size)
     img = img.resize((max(side, round(img.width * scale)), max(side, round(img.height * scale))),
-                     {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[spec["resize"]])
-    left, top = (img.width - w) // 2, (img.height - h) // 2
+                     {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}[spec["resize"]],
+                     reducing_gap=None)
+    left, top = (img.width - side) // 2, (img.height - side) // 2
+    img = img.crop((left, top, left + side, top + side))
+    left, top = (side - w) // 2, (side - h) // 2
     img = img.crop((left, top, left + w, top + h))
     return (np.asarray(img, np.float32) / 255.0).transpose(2, 0, 1)
 
@@ -91,11 +95,15 @@ def test_model_card_carries_the_runs_real_numbers(br35h_probe_run, tmp_path):
     assert f"{parity['agreement']:.2%}" in card
 
 
-def test_low_agreement_is_refused(br35h_probe_run, tmp_path, monkeypatch):
+def test_low_agreement_is_refused_and_leaves_nothing_to_load(br35h_probe_run, tmp_path,
+                                                           monkeypatch):
     monkeypatch.setattr(export_module, "parity", lambda *a: (0.9, 0.4))
     with pytest.raises(ExportError, match="90.0%"):
         export_run(br35h_probe_run, "onnx", tmp_path / "bad")
-    assert json.loads((tmp_path / "bad" / "parity.json").read_text())["passed"] is False
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no model, no staging folder
+    monkeypatch.undo()
+    result = tlstudio("predict", "--model", tmp_path / "bad" / "model.onnx", tmp_path)
+    assert result.returncode == 2 and "does not exist" in result.stderr
 
 
 def test_cli_export_then_predict_with_the_exported_model(br35h_probe_run, tmp_path):
@@ -113,7 +121,7 @@ def test_cli_export_then_predict_with_the_exported_model(br35h_probe_run, tmp_pa
     assert a["label"] == b["label"]
     assert a["probabilities"]["yes"] == pytest.approx(b["probabilities"]["yes"], abs=1e-4)
     again = tlstudio("export", "--run", br35h_probe_run, "--format", "onnx", "--out", out)
-    assert again.returncode == 1 and "not empty" in again.stderr
+    assert again.returncode == 2 and "not empty" in again.stderr
 
 
 class _Payload:
@@ -125,7 +133,7 @@ def test_tampered_pickle_model_is_refused(tmp_path):
     folder = tmp_path / "m"
     folder.mkdir()
     (folder / "labels.json").write_text('["a", "b"]')
-    (folder / "preprocessing.json").write_text('{"input_size": [8, 8]}')
+    (folder / "preprocessing.json").write_text('{"input_size": [8, 8]}')  # never read
     torch.save({"model": _Payload()}, folder / "model.pt")
     result = tlstudio("predict", "--model", folder / "model.pt", folder)
     assert result.returncode == 2

@@ -11,7 +11,14 @@ import logging
 import sys
 
 from ..errors import UserError
-from .commands import _add_backbones, _add_bench, _add_export, _add_layers, _add_predict
+from .commands import (
+    _add_backbones,
+    _add_bench,
+    _add_export,
+    _add_layers,
+    _add_predict,
+    _add_scan,
+)
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED
 from .training import ProgressPrinter, _add_train
 
@@ -33,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "the sample, a short training in the worker thread, prediction, "
                              "the main window) and exit")
     sub = parser.add_subparsers(dest="command")
+    _add_scan(sub)
     _add_train(sub)
     _add_predict(sub)
     _add_backbones(sub)

@@ -1,4 +1,4 @@
-"""``tlstudio predict|export|backbones|layers|bench``."""
+"""``tlstudio scan|predict|export|backbones|layers|bench``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,47 @@ import sys
 
 from ..errors import UserError
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, path_list, resolve_data
+
+
+def _add_scan(sub) -> None:
+    p = sub.add_parser("scan", help="check a dataset as the Data step does: classes, images, "
+                                    "every file or row not used and why, the split")
+    p.add_argument("data", help="folder of class sub-folders, CSV, or 'sample'")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--test-fraction", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_scan)
+
+
+def cmd_scan(args) -> int:
+    from ..core.data.dataset import scan
+    from ..core.data.split import make_split
+    from ..core.engine.config import TrainConfig
+
+    TrainConfig(val_fraction=args.val_fraction, test_fraction=args.test_fraction,
+                seed=args.seed).resolved()  # the same ranges as train, before the scan
+    index = scan(resolve_data(args.data))
+    split = make_split(index, args.val_fraction, args.test_fraction, args.seed)
+    sizes = {name: len(part) for name, part in split.as_dict().items()}
+    if args.json:
+        print(json.dumps({
+            "root": str(index.root), "source": index.source, "classes": index.classes,
+            "counts": index.counts(), "split": sizes,
+            "groups": len({i.group for i in index.items if i.group is not None}),
+            "problems": [{"kind": p.kind, "message": p.message, "used": not p.skipped,
+                          "path": None if p.path is None else str(p.path)}
+                         for p in index.problems]}, indent=2))
+        return 0
+    print(f"{index.root} ({index.source})")
+    print(index.summary())
+    print("split: " + ", ".join(f"{n} {name}" for name, n in sizes.items() if n)
+          + f" (seed {args.seed})")
+    if index.problems:
+        print(f"problems ({len(index.problems)}):")
+        for problem in index.problems:
+            print(f"  [{problem.kind}] {problem}")
+    return 0
 
 
 def _add_predict(sub) -> None:
@@ -55,12 +96,12 @@ def _add_export(sub) -> None:
 
 
 def cmd_export(args) -> int:
-    from ..core.runs.export import ExportError, export_run
+    from ..core.runs.export import ExportRefused, export_run
 
     try:
         result = export_run(args.run, args.format, args.out,
                             progress=lambda text: print(text, file=sys.stderr))
-    except ExportError as exc:
+    except ExportRefused as exc:  # bad input (ExportError) exits 2 in main
         print(f"tlstudio: export refused: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(f"exported {result.model_file}")
@@ -156,9 +197,13 @@ def _add_bench(sub) -> None:
 
 def cmd_bench(args) -> int:
     from ..core.data.dataset import scan
+    from ..core.engine.device import pick_device
     from ..core.models.backbones import DEFAULT_BACKBONE
     from ..core.studies.bench import format_report, run_bench
 
+    if args.repeats < 1 or args.epochs < 1 or args.batch_size < 1:
+        raise UserError("--repeats, --epochs and --batch-size must be at least 1")
+    pick_device(args.device)  # a device that is not here fails before the scan
     index = scan(resolve_data(args.data))
     result = run_bench(index, args.backbone or DEFAULT_BACKBONE, args.mode, args.epochs,
                        args.batch_size, args.lr, args.device, args.seed, args.repeats,

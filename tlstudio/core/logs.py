@@ -41,6 +41,14 @@ def setup_logging(level: int = logging.INFO) -> Path | None:
         "%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     logger.setLevel(level)
+    # Library warnings (Pillow's "Corrupt EXIF data", deprecations) belong in the log, not
+    # in the user's terminal between the results.
+    logging.captureWarnings(True)
+    warnings_logger = logging.getLogger("py.warnings")
+    for old in [h for h in warnings_logger.handlers if h.get_name() == _HANDLER_NAME]:
+        warnings_logger.removeHandler(old)
+    warnings_logger.addHandler(handler)
+    warnings_logger.propagate = False
     return path
 
 

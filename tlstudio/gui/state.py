@@ -2,6 +2,12 @@
 
 Pages write their step's choice here and listen for the others'. Nothing here computes:
 scanning, building models and training are core calls run by workers.
+
+A run belongs to the choices it was trained with. Changing any of them (dataset, split,
+backbone, frozen layers, training settings) takes the run away from Results, Predict and
+export, and ``outdated`` says why, so no step can answer with a model made for other data.
+``generation`` counts those changes; work started under an older generation (a training
+that was running meanwhile) is not shown as current.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class StudioState(QObject):
     plan_changed = Signal()
     run_changed = Signal()
     training_changed = Signal(bool)
+    choices_changed = Signal(str)  # why: something a run depends on changed
 
     def __init__(self) -> None:
         super().__init__()
@@ -50,25 +57,52 @@ class StudioState(QObject):
         self.frozen_paths: list[str] | None = None
         self.trainable_summary = ""
         self.run_dir: Path | None = None
+        self.outdated: str | None = None  # why the last run is no longer shown
+        self.generation = 0
         self.training = False
 
     # --- setters that notify ----------------------------------------------------------
     def set_dataset(self, index: DatasetIndex | None) -> None:
+        same = (index is not None and self.index is not None and index.root == self.index.root
+                and index.items == self.index.items and index.classes == self.index.classes)
         self.index = index
+        if not same:
+            self.choices_changed_because("the dataset changed")
         self.dataset_changed.emit()
 
+    def set_split(self, val_fraction: float, seed: int) -> None:
+        if (val_fraction, seed) != (self.val_fraction, self.seed):
+            self.val_fraction, self.seed = val_fraction, seed
+            self.choices_changed_because("the validation share or seed changed")
+
     def set_backbone(self, spec: BackboneSpec, weights_file: str | None = None) -> None:
+        changed = (spec.name, weights_file) != (self.spec.name, self.weights_file)
         self.spec, self.weights_file = spec, weights_file
         settings().setValue("last_backbone", spec.name)
         self.frozen_paths = None
+        if changed:
+            self.choices_changed_because("the backbone changed")
         self.backbone_changed.emit()
 
     def set_plan(self, mode: str, frozen_paths: list[str] | None, summary: str) -> None:
+        changed = (mode, frozen_paths) != (self.mode, self.frozen_paths)
         self.mode, self.frozen_paths, self.trainable_summary = mode, frozen_paths, summary
+        if changed:
+            self.choices_changed_because("the trained layers changed")
         self.plan_changed.emit()
 
-    def set_run(self, run_dir: Path | None) -> None:
-        self.run_dir = run_dir
+    def choices_changed_because(self, why: str) -> None:
+        """Something a run depends on changed: the current run no longer answers for it."""
+        self.generation += 1
+        if self.run_dir is not None:
+            self.outdated = (f"{why} after run {self.run_dir.name} was trained; its results "
+                             "are no longer shown. Train again (step Train).")
+            self.run_dir = None
+            self.run_changed.emit()
+        self.choices_changed.emit(why)
+
+    def set_run(self, run_dir: Path | None, outdated: str | None = None) -> None:
+        self.run_dir, self.outdated = run_dir, outdated
         self.run_changed.emit()
 
     def set_training(self, running: bool) -> None:

@@ -2,8 +2,9 @@
 
 Each image is stored as the prepared uint8 square (see ``preprocess.prepare``) in tlstudio's
 own cache folder — never the user's — under a key made of the file's identity (resolved
-path, size, modification time) and the preparation (side, resize method). A changed file
-gets a new key and is decoded again; unchanged files are read back in milliseconds.
+path, size, modification time) and the preparation (side, resize method, pixel rule). A
+changed file gets a new key and is decoded again; unchanged files are read back in
+milliseconds.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class ImageCache:
     def key(self, path: Path, prep: Preprocessing) -> str:
         st = path.stat()
         identity = (f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|"
-                    f"{prep.prepared_size}|{prep.interpolation}")
+                    f"{prep.prepared_size}|{prep.interpolation}|{prep.pixel_rule}")
         return hashlib.blake2b(identity.encode(), digest_size=20).hexdigest()
 
     def _file(self, key: str) -> Path:
@@ -76,13 +77,14 @@ class ImageCache:
         """Prepare a decoded picture and keep it; a full or read-only disk only costs speed."""
         square = prepare(image, prep)
         file = self._entry(path, prep)
+        tmp = file.with_name(f"{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(f"{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
             np.save(tmp, square, allow_pickle=False)
             os.replace(tmp, file)
         except OSError as exc:
             log.warning("image cache not written (%s): %s", file, exc)
+            tmp.unlink(missing_ok=True)  # never leave a half-written entry behind
         return square
 
     def get(self, path: Path, prep: Preprocessing) -> tuple[np.ndarray, bool]:

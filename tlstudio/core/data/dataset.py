@@ -8,8 +8,13 @@ remain — with a message that says what to do. Nothing is ever written into the
 
 from __future__ import annotations
 
+import codecs
 import csv
+import errno
 import hashlib
+import io
+import os
+import stat
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +50,9 @@ class Item:
 class Problem:
     """Something the user should know about. ``skipped`` files are not used for training."""
 
-    kind: str  # unreadable | ignored | duplicate | conflict | missing | small-class | imbalance
+    # unreadable | ignored | duplicate | conflict | missing | bad-row | small-class | imbalance
+    # | notice (not skipped: something to check, e.g. a CSV read as Latin-1)
+    kind: str
     message: str
     path: Path | None = None
     skipped: bool = True
@@ -79,12 +86,16 @@ class DatasetIndex:
         position = {name: i for i, name in enumerate(self.classes)}
         return [position[item.label] for item in self.items]
 
+    def unused(self) -> list[Problem]:
+        """Every file or CSV row that is not used, each with its reason."""
+        return [p for p in self.problems if p.skipped and p.kind != "small-class"]
+
     def summary(self) -> str:
         counts = ", ".join(f"{name}: {n}" for name, n in self.counts().items())
-        skipped = sum(1 for p in self.problems if p.skipped and p.path is not None)
         return (
             f"{len(self.items)} images in {len(self.classes)} classes ({counts}); "
-            f"{skipped} files skipped, {len(self.problems)} problems reported"
+            f"{len(self.unused())} files or rows not used, {len(self.problems)} problems "
+            "reported"
         )
 
 
@@ -139,13 +150,90 @@ def _is_hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in path.relative_to(root).parts)
 
 
+def _link_trouble(link: Path, parent_real: Path) -> str | None:
+    """Why a symlink cannot be used, or None. ``rglob``/``is_file`` would hide these silently.
+
+    A link to a folder that contains the link's own folder is a loop: following it would
+    scan the same files again and again.
+    """
+    try:
+        target_stat = os.stat(link)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "link loop, not used"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "broken link, not used"
+        return f"link cannot be followed ({exc.strerror}), not used"
+    if stat.S_ISDIR(target_stat.st_mode):
+        if parent_real.is_relative_to(os.path.realpath(link)):
+            return "link loop, not used"
+    return None
+
+
+def _walk_class_folder(root: Path, class_dir: Path) -> tuple[list[Path], list[Problem]]:
+    """Files under one class folder (links followed once), and every entry that is not used.
+
+    Walks by hand instead of ``rglob``: that skips linked sub-folders and hides dangling
+    links, and following links blindly never ends on a loop.
+    """
+    files: list[Path] = []
+    found: list[tuple[Path, str, str]] = []  # (path, kind, message): sorted with the files
+    seen: set[str] = set()
+    stack = [class_dir]
+    while stack:
+        folder = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen:
+            found.append((folder, "ignored", "folder already scanned through another link, "
+                                             "not used"))
+            continue
+        seen.add(real)
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            found.append((folder, "unreadable", f"folder cannot be read ({exc.strerror}), "
+                                                "not used"))
+            continue
+        for entry in entries:
+            path = folder / entry.name
+            hidden = _is_hidden(path, root)
+            trouble = _link_trouble(path, Path(real)) if entry.is_symlink() else None
+            if trouble is not None:
+                found.append((path, "ignored" if hidden else "unreadable",
+                              "hidden file, not used" if hidden else trouble))
+            elif entry.is_dir():
+                stack.append(path)
+            elif hidden:
+                found.append((path, "ignored", "hidden file, not used"))
+            elif not entry.is_file():
+                found.append((path, "ignored", "not a regular file, not used"))
+            elif not looks_like_image(path):
+                found.append(
+                    (path, "ignored", f"not an image file ({path.suffix or 'no extension'})")
+                )
+            else:
+                files.append(path)
+    files.sort()
+    found.sort(key=lambda f: f[0])
+    return files, [Problem(kind, message, path) for path, kind, message in found]
+
+
 def _candidates_from_folder(root: Path) -> tuple[list[Item], list[Problem]]:
     if not root.is_dir():
         raise DatasetError(f"'{root}' is not a folder.")
-    class_dirs = sorted(
-        (d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")),
-        key=lambda d: d.name.lower(),
-    )
+    root_real = Path(os.path.realpath(root))
+    problems: list[Problem] = []
+    class_dirs: list[Path] = []
+    for entry in sorted(root.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        trouble = _link_trouble(entry, root_real) if entry.is_symlink() else None
+        if trouble is not None:
+            problems.append(Problem("unreadable", trouble, entry))
+        elif entry.is_dir():
+            class_dirs.append(entry)
+    class_dirs.sort(key=lambda d: d.name.lower())
     loose = [f for f in root.iterdir() if f.is_file() and looks_like_image(f)]
     if not class_dirs:
         if loose:
@@ -155,68 +243,248 @@ def _candidates_from_folder(root: Path) -> tuple[list[Item], list[Problem]]:
             )
         raise DatasetError(
             f"'{root}' has no class sub-folders with images. Choose a folder with one "
-            "sub-folder per class."
+            "sub-folder per class." + _first_problems_hint(problems)
         )
     items: list[Item] = []
-    problems = [
+    problems += [
         Problem("ignored", "image outside any class sub-folder, not used", f) for f in loose
     ]
     for class_dir in class_dirs:
-        for f in sorted(p for p in class_dir.rglob("*") if p.is_file()):
-            if _is_hidden(f, root):
-                problems.append(Problem("ignored", "hidden file, not used", f))
-            elif not looks_like_image(f):
-                problems.append(
-                    Problem("ignored", f"not an image file ({f.suffix or 'no extension'})", f)
-                )
-            else:
-                items.append(Item(f, class_dir.name))
+        files, found = _walk_class_folder(root, class_dir)
+        problems += found
+        items += [Item(f, class_dir.name) for f in files]
     return items, problems
 
 
 _PATH_COLUMNS = ("path", "file", "filename", "image", "filepath")
 _LABEL_COLUMNS = ("label", "class", "category", "target")
 _GROUP_COLUMNS = ("group", "patient", "patient_id", "subject", "group_id")
+_SEPARATORS = {",": "comma", ";": "semicolon", "\t": "tab"}
+_CSV_HELP = "tlstudio reads comma, semicolon or tab separated files with columns path,label[,group]"
 
 
-def _read_csv_rows(csv_path: Path) -> list[list[str]]:
-    text = csv_path.read_text(encoding="utf-8-sig", errors="replace")
+@dataclass(frozen=True)
+class _CsvRow:
+    """One CSV record with the lines it came from (a quoted field may span lines)."""
+
+    first: int
+    last: int
+    cells: tuple[str, ...]
+
+
+def _decode_csv(csv_path: Path) -> tuple[str, list[Problem]]:
+    """The file's text. Non-UTF-8 is read as Latin-1 with a notice, never with silent U+FFFD."""
+    data = csv_path.read_bytes()
+    name = csv_path.name
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text, notices = data.decode("utf-16"), []
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"'{name}' starts like UTF-16 text but cannot be decoded ({exc.reason}); "
+                "save it as CSV UTF-8."
+            ) from None
+    else:
+        try:
+            text, notices = data.decode("utf-8-sig"), []
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            body = data.removeprefix(codecs.BOM_UTF8)
+            try:
+                text = body.decode("cp1252")
+            except UnicodeDecodeError:
+                text = body.decode("latin-1")
+            notices = [Problem(
+                "notice",
+                f"not UTF-8 (first at line {line}); read as Latin-1 (Windows-1252). Check that "
+                "accented names look right, or save the file as CSV UTF-8",
+                csv_path, skipped=False,
+            )]
+    if "\x00" in text:
+        raise DatasetError(
+            f"'{name}' holds NUL bytes, so it is not a text file; save it as CSV UTF-8."
+        )
+    return text, notices
+
+
+def _detect_separator(text: str, prefer_tab: bool) -> str:
+    """Comma, semicolon or tab: a header naming the columns decides, else the data lines do.
+
+    ``csv.Sniffer`` guesses from character counts, falls back to comma silently, and takes
+    the decimal comma of ``scan 0,5mm.png;disc`` for the separator.
+    """
+    lines = [line for line in text.splitlines() if line.strip()][:50]
+    order = ["\t", ",", ";"] if prefer_tab else [",", ";", "\t"]
+
+    def split(sep: str, line: str) -> list[str]:
+        return [c.strip() for c in next(csv.reader([line], delimiter=sep), [])]
+
+    for sep in order:
+        header = [c.lower() for c in split(sep, lines[0])]
+        if len(header) > 1 and _csv_columns(header) is not None:
+            return sep
+
+    def score(sep: str) -> tuple[int, ...]:
+        rows = [split(sep, line) for line in lines]
+        images = sum(len(r) > 1 and looks_like_image(Path(r[0])) for r in rows)
+        width = len(rows[0])
+        same = sum(len(r) == width for r in rows) if width > 1 else 0
+        return images, same, sum(len(r) > 1 for r in rows), -order.index(sep)
+
+    return max(order, key=score)
+
+
+def _quote_error(name: str, first: int, last: int, exc: csv.Error) -> str:
+    if last > first or "end of data" in str(exc):
+        return _unmatched_quote(name, first, last)
+    return (
+        f"'{name}' line {first}: bad quoting ({exc}); put quotes only around a whole field, "
+        'and write a quote inside a quoted field as ""'
+    )
+
+
+def _unmatched_quote(name: str, first: int, last: int) -> str:
+    if last <= first:
+        return f"'{name}' line {first}: unmatched quote (\"); fix the quoting"
+    return (
+        f"'{name}' line {first}: unmatched quote (\") — the rows from line {first} to {last} "
+        "would be read as one; fix the quoting"
+    )
+
+
+def _read_csv_rows(csv_path: Path) -> tuple[list[_CsvRow], str, list[Problem]]:
+    """Records with real line numbers, the separator, and decoding notices.
+
+    ``strict=True`` turns broken quoting into an error that names the line instead of
+    rows silently merged; blank lines (only separators and spaces) carry nothing and are
+    left out.
+    """
+    text, notices = _decode_csv(csv_path)
+    if not text.strip():
+        return [], ",", notices
+    sep = _detect_separator(text, prefer_tab=csv_path.suffix.lower() == ".tsv")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, strict=True)
+    rows: list[_CsvRow] = []
+    last = 0
+    while True:
+        first = last + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise DatasetError(_quote_error(csv_path.name, first, reader.line_num, exc)) from None
+        last = reader.line_num
+        if any(c.strip() for c in cells):
+            rows.append(_CsvRow(first, last, tuple(cells)))
+    return rows, sep, notices
+
+
+def _swallowed_rows(row: _CsvRow, used: set[int], sep: str) -> bool:
+    """Whether a field took in following lines: an unmatched quote, not a real value.
+
+    A path, label or group never holds a line break; another column may (a multi-line
+    note), unless the lines it took in look like rows of their own.
+    """
+    for i, cell in enumerate(row.cells):
+        if "\n" not in cell and "\r" not in cell:
+            continue
+        if i in used or any(sep in line for line in cell.splitlines()[1:]):
+            return True
+    return False
+
+
+def _one_column_error(name: str, first_line: str) -> DatasetError:
+    found = "; its lines seem separated by '|'" if "|" in first_line else ""
+    return DatasetError(
+        f"'{name}': every line has one column (no comma, semicolon or tab found{found}); "
+        f"{_CSV_HELP}."
+    )
+
+
+def _file_trouble(file: Path) -> tuple[str, str] | None:
+    """(kind, reason) when a listed path is not a usable file, else None."""
     try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    return [row for row in csv.reader(text.splitlines(), dialect) if any(c.strip() for c in row)]
+        info = file.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "unreadable", "link loop, not used"
+        if file.is_symlink():
+            return "unreadable", "broken link, not used"
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            return "missing", "file not found"
+        return "unreadable", f"cannot be opened ({exc.strerror})"
+    if stat.S_ISDIR(info.st_mode):
+        return "ignored", "is a folder, not an image file"
+    if not stat.S_ISREG(info.st_mode):
+        return "ignored", "not a regular file"
+    return None
 
 
 def _candidates_from_csv(csv_path: Path) -> tuple[list[Item], list[Problem]]:
-    rows = _read_csv_rows(csv_path)
+    rows, sep, problems = _read_csv_rows(csv_path)
+    name = csv_path.name
     if not rows:
-        raise DatasetError(f"'{csv_path.name}' is empty. Expected columns path,label[,group].")
-    header = [c.strip().lower() for c in rows[0]]
+        raise DatasetError(f"'{name}' is empty. Expected columns path,label[,group].")
+    if max(len(r.cells) for r in rows) < 2:
+        raise _one_column_error(name, rows[0].cells[0])
+    header = [c.strip().lower() for c in rows[0].cells]
     columns = _csv_columns(header)
-    first_line = 1
+    has_header = columns is not None
     if columns is None:
-        columns = (0, 1, 2 if len(rows[0]) > 2 else None)
+        width = len(rows[0].cells)
+        if width < 2:
+            width = Counter(len(r.cells) for r in rows if len(r.cells) >= 2).most_common(1)[0][0]
+        columns = (0, 1, 2 if width > 2 else None)
+        names = ["path", "label", "group"][:width] + [f"column {i + 1}" for i in range(3, width)]
+        if width > 3:
+            problems.append(Problem(
+                "notice", f"rows have {width} columns; only the first 3 (path,label,group) "
+                "are used", csv_path, skipped=False))
     else:
-        rows, first_line = rows[1:], 2
+        width, names = len(header), [c.strip() for c in rows[0].cells]
+        if _swallowed_rows(rows[0], set(range(width)), sep):
+            raise DatasetError(_unmatched_quote(name, rows[0].first, rows[0].last))
+        rows = rows[1:]
     path_col, label_col, group_col = columns
+    used = {c for c in columns if c is not None}
+    needed = max(used) + 1
+    expected = f"{', '.join(names[:width])} separated by {_SEPARATORS[sep]}"
     base = csv_path.parent
     items: list[Item] = []
-    problems: list[Problem] = []
-    for line_no, row in enumerate(rows, start=first_line):
-        if len(row) <= max(path_col, label_col):
-            problems.append(Problem("missing", f"line {line_no}: needs a path and a label"))
+    for row in rows:
+        line_no = row.first
+        if _swallowed_rows(row, used, sep):
+            raise DatasetError(_unmatched_quote(name, row.first, row.last))
+        cells = [c.strip() for c in row.cells]
+        filled = len(cells)
+        while filled and not cells[filled - 1]:
+            filled -= 1
+        if filled > width:
+            problems.append(Problem(
+                "bad-row", f"line {line_no}: {filled} columns, expected {width} ({expected}); "
+                f"a {_SEPARATORS[sep]} inside a name needs quotes around the name; not used"))
             continue
-        raw_path, label = row[path_col].strip(), row[label_col].strip()
+        if len(cells) < needed:
+            found = "1 column" if len(cells) == 1 else f"{len(cells)} columns"
+            problems.append(Problem(
+                "bad-row", f"line {line_no}: {found}, expected {width} ({expected}); not used"))
+            continue
+        raw_path, label = cells[path_col], cells[label_col]
         if not raw_path or not label:
-            problems.append(Problem("missing", f"line {line_no}: empty path or label"))
+            what = " and ".join(w for w, v in (("path", raw_path), ("label", label)) if not v)
+            problems.append(Problem("bad-row", f"line {line_no}: empty {what}; not used"))
             continue
-        group = row[group_col].strip() if group_col is not None and len(row) > group_col else None
+        group = cells[group_col] if group_col is not None else None
         file = Path(raw_path).expanduser()
         if not file.is_absolute():
             file = base / file
-        if not file.is_file():
-            problems.append(Problem("missing", f"line {line_no}: file not found", file))
+        trouble = _file_trouble(file)
+        if trouble is not None:
+            kind, reason = trouble
+            if not has_header and row is rows[0]:
+                reason += f" (if line {line_no} is a header, name its columns path,label[,group])"
+            problems.append(Problem(kind, f"line {line_no}: {reason}", file))
             continue
         items.append(Item(file, label, group or None))
     return items, problems

@@ -13,19 +13,14 @@ never from hard-coded constants. The split is:
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 from PIL import Image
 
-_PIL_RESAMPLE = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-    "lanczos": Image.Resampling.LANCZOS,
-}
+from ...pixels import RESAMPLE as _PIL_RESAMPLE
+from ...pixels import RULE, centre_offsets, prepared_side, prepared_square
 
 AUGMENTATIONS = ("none", "light", "photo", "grayscale-medical")
 
@@ -37,6 +32,9 @@ class Preprocessing:
     std: tuple[float, float, float]
     interpolation: str = "bicubic"
     crop_pct: float = 0.875
+    # How decoded files become RGB (tlstudio.pixels); runs made before it was recorded used
+    # the same rule, so a missing entry reads as the first version.
+    pixel_rule: str = RULE
 
     @classmethod
     def from_pretrained_cfg(cls, cfg: dict) -> Preprocessing:
@@ -56,6 +54,7 @@ class Preprocessing:
             input_size=tuple(data["input_size"]), mean=tuple(data["mean"]),
             std=tuple(data["std"]), interpolation=data["interpolation"],
             crop_pct=float(data["crop_pct"]),
+            pixel_rule=str(data.get("pixel_rule", "tlstudio-pixels/1")),
         )
 
     def as_dict(self) -> dict:
@@ -67,26 +66,18 @@ class Preprocessing:
     @property
     def prepared_size(self) -> int:
         """Side of the stored square: the resize target before the centre crop."""
-        return int(math.floor(max(self.input_size) / self.crop_pct))
+        return prepared_side(self.input_size, self.crop_pct)
 
 
 def prepare(img: Image.Image, prep: Preprocessing) -> np.ndarray:
     """Resize the shorter side to ``prepared_size`` and keep the centre square (HxWx3 uint8)."""
-    side = prep.prepared_size
-    w, h = img.size
-    scale = side / min(w, h)
-    new_w, new_h = max(side, round(w * scale)), max(side, round(h * scale))
-    img = img.resize((new_w, new_h), _PIL_RESAMPLE[prep.interpolation], reducing_gap=None)
-    left, top = (new_w - side) // 2, (new_h - side) // 2
-    img = img.crop((left, top, left + side, top + side))
-    return np.array(img, dtype=np.uint8)  # a writable copy: torch.from_numpy needs one
+    return prepared_square(img, prep.prepared_size, prep.interpolation)
 
 
 def eval_view(square: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     """Centre crop of the input size from prepared uint8 CHW (or NCHW) squares."""
     h, w = prep.input_size
-    side_h, side_w = square.shape[-2], square.shape[-1]
-    top, left = (side_h - h) // 2, (side_w - w) // 2
+    top, left = centre_offsets(square.shape[-2], square.shape[-1], h, w)
     return square[..., top : top + h, left : left + w]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from ..data.preprocess import AUGMENTATIONS
@@ -67,10 +68,48 @@ class TrainConfig:
             if data[key] is None:
                 data[key] = value
         out = TrainConfig(**data)
-        if out.epochs < 1 or out.batch_size < 1 or out.lr <= 0 or out.patience < 1:
-            raise ValueError("epochs, batch size and patience must be at least 1 and the "
-                             "learning rate > 0")
+        out._check_numbers()
         return out
+
+    def _check_numbers(self) -> None:
+        """Every number in range, each message naming its setting (and CLI option)."""
+        def bad(text: str) -> ValueError:
+            return ValueError(text)
+
+        for name, option, value in (("epochs", "--epochs", self.epochs),
+                                    ("batch size", "--batch-size", self.batch_size),
+                                    ("patience", "--patience", self.patience),
+                                    ("workers", "--workers", self.workers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad(f"{name} ({option}) must be a whole number of at least 1, "
+                          f"not {value!r}")
+        if not _finite(self.lr) or not 0 < self.lr <= 10:
+            raise bad(f"learning rate (--lr) must be a finite number above 0 and at most 10, "
+                      f"not {self.lr!r}")
+        if not _finite(self.weight_decay) or not 0 <= self.weight_decay <= 10:
+            raise bad("weight decay must be a finite number from 0 to 10, "
+                      f"not {self.weight_decay!r}")
+        if not _finite(self.warmup_epochs) or self.warmup_epochs < 0:
+            raise bad(f"warmup epochs must be 0 or more, not {self.warmup_epochs!r}")
+        if not _finite(self.label_smoothing) or not 0 <= self.label_smoothing < 1:
+            raise bad("label smoothing must be from 0 up to (not including) 1, "
+                      f"not {self.label_smoothing!r}")
+        if not _finite(self.val_fraction) or not 0 < self.val_fraction < 1:
+            raise bad("validation fraction (--val-fraction) must be between 0 and 1, "
+                      f"not {self.val_fraction!r}")
+        if not _finite(self.test_fraction) or not 0 <= self.test_fraction < 1:
+            raise bad("test fraction (--test-fraction) must be from 0 up to 1, "
+                      f"not {self.test_fraction!r}")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise bad("validation and test fractions (--val-fraction, --test-fraction) must "
+                      "together leave at least 10 % of "
+                      "the images for training")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed < 2**32:
+            raise bad(f"seed (--seed) must be a whole number from 0 to {2**32 - 1}, "
+                      f"not {self.seed!r}")
+        if not isinstance(self.prefix_cache_mb, int) or self.prefix_cache_mb < 0:
+            raise bad(f"prefix cache size must be 0 MB or more, not {self.prefix_cache_mb!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -79,3 +118,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _finite(value) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))

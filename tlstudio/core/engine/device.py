@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ...errors import UserError
+
+
+class DeviceError(UserError):
+    """The device asked for does not exist on this machine; the message names what does."""
+
 
 @dataclass(frozen=True)
 class DeviceSetup:
@@ -32,10 +38,37 @@ def pick_device(requested: str = "auto", amp: bool = True) -> DeviceSetup:
             requested = "mps"
         else:
             requested = "cpu"
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("a CUDA GPU was asked for but none is available")
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(f"--device '{requested}' is not a device name; use auto, cpu, "
+                          f"cuda, cuda:N or mps. Here: {available_devices()}") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DeviceError(f"--device {requested}: this machine has no usable CUDA GPU. "
+                              f"Here: {available_devices()}")
+        if device.index is not None and device.index >= count:
+            raise DeviceError(f"--device {requested}: this machine has {count} GPU(s), "
+                              f"numbered 0 to {count - 1}")
+    elif device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise DeviceError(f"--device mps: no Apple GPU here. Here: {available_devices()}")
+    elif device.type != "cpu":
+        raise DeviceError(f"--device {requested}: tlstudio trains on cpu, cuda or mps. "
+                          f"Here: {available_devices()}")
     amp_dtype = None
     if amp and device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return DeviceSetup(device, amp_dtype)
+
+
+def available_devices() -> str:
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return ", ".join(names)

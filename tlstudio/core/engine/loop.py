@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...errors import UserError
 from ..data.preprocess import Preprocessing
 from ..models.layers import set_train_mode
 from .callbacks import BestScore, Callback, EpochResult
@@ -39,6 +40,26 @@ from .state import (
 )
 
 MODEL_PREFIX = "model."
+
+
+class NonFiniteError(UserError):
+    """The loss or the model's outputs stopped being finite numbers: training diverged."""
+
+
+def check_finite(epoch: int, train_loss: float | None, probs: np.ndarray, lr: float) -> None:
+    """Stop before a diverged epoch is scored or saved: a NaN model labels everything the
+    same with probability NaN, and nothing downstream would notice."""
+    if train_loss is not None and not math.isfinite(train_loss):
+        what = f"the training loss became {train_loss} in epoch {epoch}"
+    elif not np.isfinite(probs).all():
+        what = f"the model's outputs became NaN or infinite after epoch {epoch}"
+    else:
+        return
+    raise NonFiniteError(
+        f"training stopped: {what} (learning rate {lr:g}). The learning rate is probably "
+        "too high for these layers, or the starting weights hold invalid numbers; lower "
+        "the learning rate (e.g. ten times) and train again. The checkpoint of the last "
+        "finite epoch, if any, is kept.")
 
 
 def model_weights(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -146,7 +167,8 @@ class TrainingSession:
         try:
             if self.evaluate_start and self.epoch == 0:
                 # Fine-tuning a previous run never ends worse than it began.
-                val_loss, val_acc, _ = self.validate()
+                val_loss, val_acc, probs = self.validate()
+                check_finite(0, None, probs, self.lr)
                 self._end_epoch(EpochResult(0, None, val_loss, val_acc, self.lr, 0.0))
             while self.epoch < self.epochs and not self.stop_early:
                 epoch = self.epoch + 1
@@ -154,7 +176,8 @@ class TrainingSession:
                     cb.on_epoch_start(self, epoch)
                 t0 = time.perf_counter()
                 train_loss = train_one_epoch(self, epoch)
-                val_loss, val_acc, _ = self.validate()
+                val_loss, val_acc, probs = self.validate()
+                check_finite(epoch, train_loss, probs, self.lr)
                 self._end_epoch(EpochResult(epoch, train_loss, val_loss, val_acc, self.lr,
                                             time.perf_counter() - t0))
         except Cancelled:

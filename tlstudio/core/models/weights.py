@@ -34,7 +34,9 @@ def read_state_dict(path: str | Path) -> StateDict:
         from safetensors.torch import load_file
 
         try:
-            return load_file(str(path), device="cpu")
+            return _finite(load_file(str(path), device="cpu"), path)
+        except WeightsError:
+            raise
         except Exception as exc:  # safetensors raises its own error types
             raise WeightsError(f"{path.name} is not a readable safetensors file ({exc})") from exc
     try:
@@ -45,7 +47,17 @@ def read_state_dict(path: str | Path) -> StateDict:
             "without running code (weights_only=True). Re-save it as .safetensors or as a "
             f"plain state_dict. Detail: {str(exc).splitlines()[0][:200]}"
         ) from exc
-    return _unwrap(obj, path)
+    return _finite(_unwrap(obj, path), path)
+
+
+def _finite(state: StateDict, path: Path) -> StateDict:
+    """Weights holding NaN or infinity would train into NaN: name the file instead."""
+    bad = [k for k, v in state.items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"weights file {path} holds NaN or infinite values ({len(bad)} "
+                           f"tensor(s), e.g. '{bad[0]}'); it cannot be trained from")
+    return state
 
 
 def _unwrap(obj: object, path: Path) -> StateDict:

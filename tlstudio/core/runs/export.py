@@ -2,14 +2,17 @@
 
 The exported model takes RGB in [0, 1] at the input size and normalises inside, so nobody
 can lose the mean/std on the way. After writing, every validation image goes through the
-exported file exactly as an outside user would run it (``tlstudio.export_runtime``: its own
-PIL preprocessing from ``preprocessing.json``, onnxruntime or torch.jit) and is compared with
-the in-app prediction; below 99.5 % agreement the export is refused.
+exported file exactly as an outside user would run it (``tlstudio.export_runtime``: the
+pixel rule and geometry from ``preprocessing.json``, onnxruntime or torch.jit) and is compared
+with the in-app prediction; below 99.5 % agreement the export is refused. Everything is
+written into a hidden folder beside the destination and moved into place only when the check
+passes, so a refused or interrupted export leaves nothing a predictor would load.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 from dataclasses import dataclass
@@ -18,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ... import export_runtime
+from ... import export_runtime, pixels
 from ...errors import UserError
 from .history import LoadedRun, load_run, require_finished
 from .predict import Predictor
@@ -28,7 +31,11 @@ MIN_AGREEMENT = 0.995
 
 
 class ExportError(UserError):
-    """The export failed or did not reproduce the app's predictions."""
+    """The export cannot be made as asked (format, destination, run); nothing was written."""
+
+
+class ExportRefused(ExportError):
+    """The exported file did not reproduce the app's predictions; nothing was kept."""
 
 
 class WithPreprocessing(nn.Module):
@@ -60,6 +67,7 @@ class ExportResult:
 def preprocessing_spec(run: LoadedRun) -> dict:
     prep = run.preprocessing
     return {
+        "pixel_rule": {"id": prep.pixel_rule, "steps": list(pixels.RULE_STEPS)},
         "input_size": list(prep.input_size),
         "resize": prep.interpolation,
         "crop_pct": prep.crop_pct,
@@ -103,35 +111,81 @@ def parity(run: LoadedRun, model_file: Path, paths: list[Path]) -> tuple[float, 
     same, worst = 0, 0.0
     for r in ours:
         other = theirs[r.path]
+        if other.get("error"):  # the runtime could not read what the app read: a mismatch
+            worst = 1.0
+            continue
         same += other["label"] == r.label
         worst = max(worst, max(abs(other["probabilities"][c] - p)
                                for c, p in r.probabilities.items()))
     return same / len(ours), worst
 
 
+def _check_destination(out: Path, run: LoadedRun) -> None:
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"'{out}' is a file; choose a new folder for the export")
+    if out.is_dir() and any(out.iterdir()):
+        raise ExportError(f"'{out}' is not empty; choose a new folder for the export")
+    data_root = Path(run.config.get("dataset", {}).get("root", ""))
+    if data_root.is_file():
+        data_root = data_root.parent
+    if str(data_root) not in ("", ".") and data_root.is_dir():
+        target, root = out.resolve(), data_root.resolve()
+        if target == root or root in target.parents:
+            raise ExportError(f"'{out}' is inside the run's dataset folder; tlstudio never "
+                              "writes into your data. Choose a folder elsewhere.")
+
+
+def _staging_folder(out: Path) -> Path:
+    """A hidden sibling of ``out``, so the final move is a rename on the same disk."""
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = parent / f".{out.name}.export-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as exc:
+        raise ExportError(f"cannot write into '{parent}' ({exc.strerror or exc}); choose a "
+                          "folder you can write to") from exc
+    return staging
+
+
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path,
                progress=None) -> ExportResult:
-    """Write model, sidecars and MODEL_CARD.md into ``out_dir``; check parity."""
-    from .model_card import model_card
-
+    """Write model, sidecars and MODEL_CARD.md into ``out_dir`` only if the exported file
+    reproduces the app (parity); otherwise nothing is left there."""
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     require_finished(run_dir)  # the card and the check need the run's final results
     run = load_run(run_dir)
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise ExportError(f"'{out}' is not empty; choose a new folder for the export")
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir).expanduser()
+    _check_destination(out, run)
+    staging = _staging_folder(out)
+    try:
+        result = _export_into(staging, run, Path(run_dir), fmt, progress)
+        if out.is_dir():
+            out.rmdir()  # checked empty above
+        os.replace(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(out, out / result.model_file.name, result.agreement,
+                        result.max_abs_diff, result.images)
+
+
+def _export_into(out: Path, run: LoadedRun, run_dir: Path, fmt: str,
+                 progress) -> ExportResult:
+    from .model_card import model_card
+
     step = progress or (lambda text: None)
     step("writing the model")
     model_file = out / FORMATS[fmt]
     _write_model(run, fmt, model_file)
     (out / "labels.json").write_text(json.dumps(run.classes, indent=2))
     (out / "preprocessing.json").write_text(json.dumps(preprocessing_spec(run), indent=2))
-    shutil.copyfile(Path(run_dir) / "best.safetensors", out / "weights.safetensors")
+    shutil.copyfile(run_dir / "best.safetensors", out / "weights.safetensors")
 
     step("checking the exported model against the app on the validation images")
-    split = json.loads((Path(run_dir) / "split.json").read_text())
+    split = json.loads((run_dir / "split.json").read_text())
     paths = [Path(p) for p in split["val"]]
     agreement, max_diff = parity(run, model_file, paths)
     result = ExportResult(out, model_file, agreement, max_diff, len(paths))
@@ -141,8 +195,8 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path,
     (out / "parity.json").write_text(json.dumps(report, indent=2))
     (out / "MODEL_CARD.md").write_text(model_card(run, fmt, result))
     if not result.ok:
-        raise ExportError(
+        raise ExportRefused(
             f"the exported model agrees with the app on only {agreement:.1%} of "
-            f"{len(paths)} validation images (needs {MIN_AGREEMENT:.1%}); do not deploy it")
+            f"{len(paths)} validation images (needs {MIN_AGREEMENT:.1%}); nothing was "
+            "written. Do not deploy it; report this as a bug with the run folder.")
     return result
-

@@ -15,6 +15,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 from torch import nn
 
+from ..data.images import RULE
 from ..data.preprocess import Preprocessing
 from ..paths import app_data_dir
 from .lock import RunLock
@@ -50,7 +51,13 @@ def read_config(run_dir: str | Path) -> dict:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         raise RunError(f"'{run_dir}' is not a tlstudio run folder (no {CONFIG})")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise RunError(f"{path} is damaged and cannot be read ({exc})") from exc
+    if not isinstance(config, dict):
+        raise RunError(f"{path} is damaged: it does not hold a run's settings")
+    return config
 
 
 def read_epochs(run_dir: str | Path) -> list[dict]:
@@ -143,6 +150,16 @@ class LoadedRun:
         return read_metrics(self.dir)
 
 
+def check_pixel_rule(config: dict, run_dir: str | Path) -> Preprocessing:
+    """A run made under another pixel rule would see different pixels now: refuse it."""
+    prep = Preprocessing.from_dict(config["preprocessing"])
+    if prep.pixel_rule != RULE:
+        raise RunError(f"'{run_dir}' was trained with pixel rule {prep.pixel_rule}; this "
+                       f"tlstudio turns files into pixels by {RULE}, so its answers would not "
+                       "be the ones validated. Train it again with this version.")
+    return prep
+
+
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild a run's model (no pretrained download needed) with its best weights."""
     from ..models.backbones import build_model
@@ -153,14 +170,41 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     if not weights.is_file():
         raise RunError(f"'{run_dir}' has no {WEIGHTS}: no epoch finished yet; continue it "
                        f"with: tlstudio train --resume {run_dir}")
-    classes = config["classes"]
-    model = build_model(config["backbone"]["name"], len(classes), pretrained=False)
-    model.load_state_dict(load_file(str(weights)), strict=True)
+    try:
+        classes = [str(c) for c in config["classes"]]
+        backbone = str(config["backbone"]["name"])
+        prep = check_pixel_rule(config, run_dir)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{run_dir / CONFIG} is damaged: no valid {exc} entry") from exc
+    tensors = read_weights(weights)
+    model = build_model(backbone, len(classes), pretrained=False)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise RunError(f"{weights} does not fit {backbone} with {len(classes)} classes "
+                       f"({', '.join(classes)}): the file belongs to another run or "
+                       "architecture") from exc
     model.eval()
-    return LoadedRun(
-        dir=run_dir, config=config, classes=classes,
-        preprocessing=Preprocessing.from_dict(config["preprocessing"]), model=model,
-    )
+    return LoadedRun(dir=run_dir, config=config, classes=classes, preprocessing=prep,
+                     model=model)
+
+
+def read_weights(path: Path) -> dict:
+    """A safetensors checkpoint, refused when damaged or when it holds NaN or infinity
+    (a model that would label every image by a NaN probability)."""
+    import torch
+
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error type for damaged files
+        raise RunError(f"{path} is damaged or truncated and cannot be read ({exc})") from exc
+    bad = [name for name, t in tensors.items()
+           if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise RunError(f"{path} holds non-finite numbers (NaN or infinity) in {len(bad)} "
+                       f"tensor(s), e.g. {bad[0]}: training diverged. Train again with a "
+                       "lower learning rate.")
+    return tensors
 
 
 def require_finished(run_dir: str | Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import random
 import shutil
 from collections.abc import Iterable
@@ -47,7 +48,8 @@ from ..evaluation.metrics import evaluate
 from ..logs import report_bug
 from ..models.backbones import build_model, get_spec, init_head
 from ..models.layers import FreezePlan, apply_freeze_plan, known_paths, preset_plan
-from .history import load_run, read_config, summarize
+from ..models.weights import read_state_dict
+from .history import check_pixel_rule, load_run, read_config, summarize
 from .lock import RunBusy, RunLock
 from .record import CONFIG, SPLIT, WEIGHTS, RunRecord
 from .recorder import History, RunRecorder
@@ -120,8 +122,11 @@ def train(
     def work() -> TrainResult:
         resolved = config.resolved()
         get_spec(resolved.backbone)  # an unknown name fails before any slow work
+        pick_device(resolved.device, resolved.amp)
         _check_new_out_dir(out_dir, dataset)
         _check_paths(resolved)
+        if resolved.weights:
+            read_state_dict(resolved.weights)  # missing, damaged or NaN: said before scanning
         created = not out_dir.exists()
         with RunLock(out_dir):
             try:
@@ -153,7 +158,9 @@ def resume(run_dir: str | Path, listeners: Iterable[Listener] = (),
             if device is not None:
                 config.device = device
             config = config.resolved()
+            pick_device(config.device, config.amp)
             prep = get_spec(config.backbone).preprocessing()
+            check_pixel_rule(saved, run_dir)
             index = _scan(saved["dataset"]["root"], config, prep, emit)
             if index.classes != saved["classes"]:
                 raise TrainingError(f"the dataset's classes are {index.classes} now; the run "
@@ -185,13 +192,20 @@ def _check_new_out_dir(out_dir: Path, dataset) -> None:
         raise TrainingError(_holds_a_run(out_dir))
     if out_dir.exists() and not out_dir.is_dir():
         raise TrainingError(f"'{out_dir}' is a file; choose a folder for the run")
-    root = dataset.root if isinstance(dataset, DatasetIndex) else Path(dataset)
-    if root.is_dir():
-        root, target = root.resolve(), out_dir.resolve()
-        if target == root or root in target.parents:
+    root = Path(dataset.root if isinstance(dataset, DatasetIndex) else dataset).expanduser()
+    folder = root if root.is_dir() else root.parent if root.is_file() else None
+    if folder is not None:  # a CSV's folder is the user's data too
+        data, target = folder.resolve(), out_dir.resolve()
+        if target == data or data in target.parents:
             raise TrainingError(
-                f"the output folder '{out_dir}' is inside the dataset folder; tlstudio never "
-                "writes into your data. Choose an output folder elsewhere.")
+                f"the output folder '{out_dir}' is inside the dataset folder '{folder}'; "
+                "tlstudio never writes into your data. Choose an output folder elsewhere.")
+    existing = out_dir.resolve()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise TrainingError(f"cannot write the run into '{out_dir}': '{existing}' is not a "
+                            "folder you can write to. Choose another output folder.")
 
 
 def _check_paths(config: TrainConfig) -> None:
@@ -231,10 +245,14 @@ def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
     seed_everything(config.seed)
     prep = get_spec(config.backbone).preprocessing()
     index = dataset if isinstance(dataset, DatasetIndex) else _scan(dataset, config, prep, emit)
-    skipped = [p for p in index.problems if p.skipped and p.path is not None]
-    if skipped:
-        emit(Notice(f"{len(skipped)} file(s) skipped: " + "; ".join(map(str, skipped[:5]))
-                    + (" ..." if len(skipped) > 5 else "")))
+    unused = index.unused()
+    if unused:
+        emit(Notice(f"{len(unused)} file(s) or row(s) not used: "
+                    + "; ".join(map(str, unused[:5]))
+                    + (f" ... (all {len(unused)} are listed in the run's config.json)"
+                       if len(unused) > 5 else "")))
+    for notice in (p for p in index.problems if p.kind == "notice"):
+        emit(Notice(str(notice)))
     if split is None:
         split = make_split(index, config.val_fraction, config.test_fraction, config.seed)
     return _fit_and_report(config, index, split, out_dir, emit, control, None, fresh=True)

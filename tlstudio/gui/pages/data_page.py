@@ -176,6 +176,7 @@ class DataPage(Page):
         if remember:
             settings().setValue("last_folder", str(path if path.is_dir() else path.parent))
         self.scanning, self.error = True, None
+        self._clear_shown()  # nothing of the previous dataset stays on screen
         self.path_label.setText(f"Scanning {path} …")
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
@@ -196,9 +197,25 @@ class DataPage(Page):
     def _failed(self, message: str) -> None:
         self.scanning, self.error = False, message
         self.progress.setVisible(False)
+        self._clear_shown()
         self.path_label.setText(f"<b>Cannot use this dataset.</b> {message}")
         self.state.set_dataset(None)
         self.changed.emit()
+
+    def _clear_shown(self) -> None:
+        self._thumb_generation += 1  # thumbnails still decoding are dropped
+        self.summary_label.setText("")
+        self.chart.clear()
+        self.imbalance_label.setVisible(False)
+        self.imbalance_label.setText("")
+        self.problems.clear()
+        self.problems_title.setText("Problems")
+        self.groups_label.setText("")
+        self.split_label.setText("")
+        self.class_combo.blockSignals(True)
+        self.class_combo.clear()
+        self.class_combo.blockSignals(False)
+        self.thumbs.clear()
 
     def _scanned(self, index) -> None:
         self.scanning = False
@@ -211,11 +228,11 @@ class DataPage(Page):
     # --- showing ----------------------------------------------------------------------
     def _show(self, index) -> None:
         counts = index.counts()
-        skipped = sum(1 for p in index.problems if p.skipped and p.path is not None)
+        skipped = len(index.unused())
         self.summary_label.setText(
             f"<b>{len(index.items)} images in {len(index.classes)} classes</b> — "
             + ", ".join(f"{name}: {n}" for name, n in counts.items())
-            + (f" · {skipped} files skipped" if skipped else ""))
+            + (f" · {skipped} files or rows not used (listed below)" if skipped else ""))
         self.chart.clear()
         xs = list(range(len(counts)))
         self.bars = pg.BarGraphItem(x=xs, height=list(counts.values()), width=0.6,
@@ -249,8 +266,7 @@ class DataPage(Page):
         self._load_thumbnails(index.classes[0])
 
     def _split_changed(self) -> None:
-        self.state.val_fraction = self.val_spin.value() / 100.0
-        self.state.seed = self.seed_spin.value()
+        self.state.set_split(self.val_spin.value() / 100.0, self.seed_spin.value())
         self._show_split()
 
     def _show_split(self) -> None:

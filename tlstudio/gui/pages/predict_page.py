@@ -74,6 +74,22 @@ class PredictPage(Page):
         splitter.addWidget(preview)
         splitter.setSizes([560, 320])
         layout.addWidget(splitter, 1)
+        state.run_changed.connect(self._run_changed)
+
+    def _run_changed(self) -> None:
+        """Answers of a model that is no longer current are taken off the screen, and a
+        prediction still running for it is dropped."""
+        self._task.cancel()
+        self.busy = False
+        self.predictor, self.predictor_for = None, None
+        self.results = []
+        self.table.setRowCount(0)
+        self.preview.clear()
+        self.preview.setText("Select a row to preview it.")
+        self.preview_text.setText("")
+        self.status_label.setText(
+            "<b>Out of date.</b> " + self.state.outdated if self.state.outdated
+            and self.state.run_dir is None else "")
 
     def accepts_drops(self) -> bool:
         return True
@@ -94,7 +110,9 @@ class PredictPage(Page):
     def predict_paths(self, paths: list[Path]) -> None:
         run_dir = self.state.run_dir
         if run_dir is None:
-            self.status_label.setText("Train a model first (step Train).")
+            self.status_label.setText(
+                "<b>Out of date.</b> " + self.state.outdated if self.state.outdated
+                else "Train a model first (step Train).")
             return
         self.busy = True
         self.status_label.setText(f"Predicting {len(paths)} item(s)…")

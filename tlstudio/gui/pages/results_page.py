@@ -121,13 +121,28 @@ class ResultsPage(Page):
         state.run_changed.connect(self._run_changed)
 
     def _run_changed(self) -> None:
+        """Nothing of a run that is no longer current stays on screen or usable."""
         self.shown_run = None
+        self._thumbnails.cancel()  # thumbnails of the old run are dropped
+        self.metrics = {}
+        self.matrix_plot.clear()
+        self.table.setRowCount(0)
+        self.gallery.clear()
+        self.gallery_title.setText("Misclassified validation images")
+        self.export_label.setText("")
+        self.export_button.setEnabled(False)
+        self.summary_label.setText(
+            "<b>Out of date.</b> " + self.state.outdated if self.state.outdated
+            else "No finished run yet.")
+        if self.state.run_dir is not None and self.isVisible():
+            self.on_enter()
 
     def on_enter(self) -> None:
         run_dir = self.state.run_dir
         if run_dir is None or run_dir == self.shown_run:
             return
         self.shown_run = run_dir
+        self.export_button.setEnabled(True)
         self.show_run(run_dir)
 
     def show_run(self, run_dir) -> None:
@@ -195,6 +210,10 @@ class ResultsPage(Page):
         run_dir = self.shown_run
 
         def done(result) -> None:
+            if self.shown_run != run_dir:  # the run changed meanwhile: not this page's news
+                log.info("exported %s to %s after it stopped being current", run_dir,
+                         result.out_dir)
+                return
             self.export_button.setEnabled(True)
             self.export_label.setText(
                 f"Exported {result.model_file} — same answer as the app on "
@@ -202,6 +221,8 @@ class ResultsPage(Page):
                 f"(max probability difference {result.max_abs_diff:.1e}). See MODEL_CARD.md.")
 
         def failed(message: str) -> None:
+            if self.shown_run != run_dir:
+                return
             self.export_button.setEnabled(True)
             self.export_label.setText(f"<b>Export refused:</b> {message.splitlines()[0]}")
 

@@ -26,6 +26,7 @@ from ...core.data.preprocess import AUGMENTATIONS
 from ...core.engine.config import MODE_DEFAULTS
 from ...core.engine.device import pick_device
 from ...core.runs.history import list_runs, new_run_dir, read_config, read_epochs
+from ...errors import UserError
 from ..widgets import title
 from ..workers import TrainingThread, TrainingWorker
 from .base import Page
@@ -46,6 +47,8 @@ class TrainPage(Page):
         self.current_run_dir: Path | None = None
         self.finished_metrics: dict | None = None
         self._mode_filled: str | None = None
+        self._filling = False  # the page itself sets fields: not a user's change
+        self._launched_generation = 0
         self._t0 = 0.0
         self._batches_total = 0
         self._batches_done = 0
@@ -157,6 +160,21 @@ class TrainPage(Page):
         layout.addWidget(self.log)
         self._reset_curves()
         self._set_running(False)
+        for spin in (self.epochs, self.lr, self.batch, self.patience):
+            spin.valueChanged.connect(self._settings_edited)
+        self.augmentation.currentTextChanged.connect(self._settings_edited)
+        self.class_weights.toggled.connect(self._settings_edited)
+        self.start_from.activated.connect(self._settings_edited)
+        state.run_changed.connect(self._run_changed)
+
+    def _settings_edited(self, *_args) -> None:
+        if not self._filling and not self.running:
+            self.state.choices_changed_because("the training settings changed")
+
+    def _run_changed(self) -> None:
+        if not self.running and self.state.run_dir is None and self.state.outdated:
+            self.status_label.setText("<b>Out of date.</b> " + self.state.outdated)
+            self.changed.emit()
 
     # --- form ---------------------------------------------------------------------------
     def on_enter(self) -> None:
@@ -166,9 +184,13 @@ class TrainPage(Page):
             + f" · {self.state.spec.display_name}\n{self.state.trainable_summary}")
         if mode != self._mode_filled:  # defaults that work for the chosen mode
             defaults = MODE_DEFAULTS[mode]
-            self.epochs.setValue(defaults["epochs"])
-            self.lr.setValue(defaults["lr"])
-            self.patience.setValue(defaults["patience"])
+            self._filling = True
+            try:
+                self.epochs.setValue(defaults["epochs"])
+                self.lr.setValue(defaults["lr"])
+                self.patience.setValue(defaults["patience"])
+            finally:
+                self._filling = False
             self._mode_filled = mode
         self.refresh_runs()
 
@@ -177,6 +199,7 @@ class TrainPage(Page):
         can be resumed; reads their JSON files only."""
         runs = list_runs()
         classes = self.state.index.classes if self.state.index is not None else None
+        root = str(self.state.index.root) if self.state.index is not None else None
         chosen, chosen_resume = self.start_from.currentData(), self.unfinished.currentData()
         self.start_from.clear()
         self.start_from.addItem("the pretrained weights", None)
@@ -184,13 +207,13 @@ class TrainPage(Page):
             if run.status == "finished" and run.backbone == self.state.spec.name:
                 try:
                     same = read_config(run.dir)["classes"] == classes
-                except (OSError, ValueError, KeyError):
+                except (OSError, ValueError, KeyError, UserError):
                     same = False
                 if same:
                     self.start_from.addItem(f"run {run.dir.name} ({run.mode})", str(run.dir))
         self.unfinished.clear()
-        for run in runs:
-            if run.resumable:
+        for run in runs:  # only runs of the dataset loaded now: a resumed run becomes the
+            if run.resumable and _dataset_root(run.dir) == root:  # one Results shows
                 self.unfinished.addItem(run.describe(), str(run.dir))
         self.resume_button.setEnabled(self.unfinished.count() > 0 and not self.running)
         if not self.unfinished.count():
@@ -232,6 +255,7 @@ class TrainPage(Page):
 
     def _launch(self, worker: TrainingWorker, out: Path) -> None:
         self.current_run_dir = out
+        self._launched_generation = self.state.generation
         self._reset_curves()
         self.finished_metrics = None
         self.log.clear()
@@ -249,6 +273,10 @@ class TrainPage(Page):
         self._batches_done = 0
         self._set_running(True)
         self.runner.start()
+        if self.state.run_dir is not None:  # its results are the previous ones from now on
+            self.state.set_run(None, outdated=f"a new run ({out.name}) is training; the "
+                                              f"previous run {self.state.run_dir.name} is "
+                                              "no longer shown.")
 
     def toggle_pause(self) -> None:
         if not self.running:
@@ -348,6 +376,12 @@ class TrainPage(Page):
         if not metrics:
             self.status_label.setText("Stopped before the first epoch finished; nothing saved.")
             return
+        if self.state.generation != self._launched_generation:
+            self.status_label.setText(
+                f"<b>Finished, but out of date:</b> the choices changed while {out.name} "
+                "was training, so its results are not shown for them. Train again.")
+            self.write_log(f"run {out} finished under earlier choices; not shown as current")
+            return
         self.finished_metrics = metrics
         word = "Stopped" if info.get("cancelled") else "Finished"
         self.status_label.setText(
@@ -358,6 +392,9 @@ class TrainPage(Page):
         self.training_finished.emit(metrics)
 
     def _failed(self, message: str) -> None:
+        run = self.current_run_dir.name if self.current_run_dir is not None else "the run"
+        self.state.set_run(None, outdated=f"{run} failed: {message.splitlines()[0]} "
+                                          "No results to show.")
         self.status_label.setText("<b>Training failed.</b> " + message.splitlines()[0])
         self.write_log("ERROR: " + message)
 
@@ -366,4 +403,11 @@ class TrainPage(Page):
             return "Training is running: wait for it to finish or press Stop."
         if self.state.run_dir is None:
             return "Press Start and let at least one epoch finish."
+        return None
+
+
+def _dataset_root(run_dir: Path) -> str | None:
+    try:
+        return str(read_config(run_dir)["dataset"]["root"])
+    except (OSError, ValueError, KeyError, TypeError, UserError):
         return None
