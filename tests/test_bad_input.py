@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import shutil
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,7 @@ class Case:
     says: tuple[str, ...]
     data: Path  # the user's folder that must not change
     setup: object = None  # builds a damaged run or export, only for the case that runs
+    never: tuple[str, ...] = ()  # what must not reach the terminal
 
 
 def _png(path: Path, size=(40, 40), colour=(120, 30, 30)) -> Path:
@@ -136,6 +138,11 @@ def images_cases(made, tmp: Path) -> dict:
         buf, "JPEG")
     (pics / "cut.jpg").write_bytes(buf.getvalue()[:400])
     _bomb(pics / "bomb.png")
+    odd = tmp / "odd-exif"
+    odd.mkdir()
+    ifd = (b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHII", 0x010F, 2, 100, 5000)
+           + struct.pack(">I", 0))  # a Make tag pointing past the end of the file
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(odd / "odd.jpg", exif=b"Exif\x00\x00" + ifd)
     run, model = _made(made, "run"), _made(made, "export") / "model.onnx"
     return {
         "predict-run: empty, text, truncated, bomb are error rows":
@@ -151,6 +158,8 @@ def images_cases(made, tmp: Path) -> dict:
             ["predict", "--model", model, pics / "bomb.png"], 2, ("decompression bomb",), pics),
         "predict-run: a path that does not exist": Case(
             ["predict", "--run", run, pics / "nope.png"], 2, ("cannot open",), pics),
+        "predict-run: an image with corrupt EXIF is still labelled": Case(
+            ["predict", "--run", run, odd], 0, ("odd.jpg",), odd),
         "predict-run: an empty folder": Case(
             ["predict", "--run", run, (tmp / "none").mkdir() or tmp / "none"], 2,
             ("no images found",), pics),
@@ -488,6 +497,8 @@ def test_bad_input(made, tmp_path, capsys, group, name):
     for words in case.says:
         assert words.lower() in text.lower(), f"{words!r} not in:\n{text}"
     assert "Traceback" not in text and "pwned" not in out
+    for words in case.never:
+        assert words not in text
     assert snapshot(case.data) == before, "the data folder changed"
     if case.code == 2 and case.args[0] == "train" and "--out" in case.args:
         out_dir = Path(case.args[case.args.index("--out") + 1])

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tlstudio.core.data.synthetic import make_shapes_folder
 from tlstudio.core.engine.config import TrainConfig
@@ -48,6 +50,16 @@ def test_export_and_predict_model_write_nothing_outside_their_folders(tmp_path):
     assert len(json.loads(predicted.stdout)) == 10
     tlstudio("export", "--run", run, "--format", "torchscript", "--out", tmp_path / "ts")
     tlstudio("predict", "--model", tmp_path / "ts" / "model.pt", data / "square")
+    # a library warning (Pillow on a corrupt EXIF block) goes to the log, not the terminal
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    ifd = (b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHII", 0x010F, 2, 100, 5000)
+           + struct.pack(">I", 0))
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(odd / "odd.jpg", exif=b"Exif\x00\x00" + ifd)
+    for source in (["--run", run], ["--model", out / "model.onnx"]):
+        labelled = tlstudio("predict", *source, odd / "odd.jpg")
+        assert "odd.jpg" in labelled.stdout and "Tag data" not in labelled.stderr
+    assert "Tag data" in (own / "logs" / "tlstudio.log").read_text()
 
     stray = sorted(p for p in _everything(home)
                    if not (home / p == own or own in (home / p).parents
@@ -56,5 +68,5 @@ def test_export_and_predict_model_write_nothing_outside_their_folders(tmp_path):
     assert _everything(temp) == set(), "left in the temp folder"
     assert _everything(run) == before_run and _everything(data) == before_data
     assert not (home / ".cache").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "exported", "home", "run",
-                                                          "temp", "ts"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "exported", "home", "odd",
+                                                          "run", "temp", "ts"]
