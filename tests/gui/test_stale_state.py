@@ -68,6 +68,8 @@ def test_loading_dataset_b_takes_dataset_a_model_away(qtbot, window, tmp_path):
     assert "Out of date" in results.summary_label.text()
     assert "dataset changed" in results.summary_label.text()
     assert results.table.rowCount() == 0 and results.gallery.count() == 0
+    assert results.matrix_plot.matrix.size == 0
+    assert results.matrix_plot.getAxis("bottom")._tickLevels is None  # no class names of A
     assert results.export_label.text() == "" and not results.export_button.isEnabled()
     results.on_enter()
     assert "Accuracy" not in results.summary_label.text()
@@ -175,6 +177,7 @@ def test_data_step_messages_replace_the_previous_datasets(qtbot, window, tmp_pat
     assert data.summary_label.text() == "" and data.problems.count() == 0
     assert data.thumbs.count() == 0 and data.class_combo.count() == 0
     assert data.split_label.text() == "" and not data.imbalance_label.isVisible()
+    assert data.chart.getAxis("bottom")._tickLevels is None  # no class names left
     data.load(good)
     qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
     assert "Cannot use" not in data.path_label.text()

@@ -95,8 +95,9 @@ class StudioState(QObject):
         """Something a run depends on changed: the current run no longer answers for it."""
         self.generation += 1
         if self.run_dir is not None:
-            self.outdated = (f"{why} after run {self.run_dir.name} was trained; its results "
-                             "are no longer shown. Train again (step Train).")
+            self.outdated = (f"{why[:1].upper()}{why[1:]} after run {self.run_dir.name} was "
+                             "trained; its results are no longer shown. Train again (step "
+                             "Train).")
             self.run_dir = None
             self.run_changed.emit()
         self.choices_changed.emit(why)

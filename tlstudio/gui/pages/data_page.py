@@ -206,6 +206,8 @@ class DataPage(Page):
         self._thumb_generation += 1  # thumbnails still decoding are dropped
         self.summary_label.setText("")
         self.chart.clear()
+        self.chart.getAxis("bottom").setTicks(None)  # no class names of the old dataset
+        self.chart.setYRange(0, 1)
         self.imbalance_label.setVisible(False)
         self.imbalance_label.setText("")
         self.problems.clear()

@@ -47,6 +47,13 @@ class ConfusionMatrixPlot(pg.PlotWidget):
         self.setLabel("bottom", "predicted class")
         self.matrix = np.zeros((0, 0), dtype=int)
 
+    def reset(self) -> None:
+        """An empty plot: no counts and no class names left from another run."""
+        self.clear()
+        self.matrix = np.zeros((0, 0), dtype=int)
+        for axis in ("bottom", "left"):
+            self.getAxis(axis).setTicks(None)
+
     def show_matrix(self, matrix: list[list[int]], classes: list[str]) -> None:
         self.clear()
         self.matrix = np.asarray(matrix, dtype=int)
@@ -125,7 +132,7 @@ class ResultsPage(Page):
         self.shown_run = None
         self._thumbnails.cancel()  # thumbnails of the old run are dropped
         self.metrics = {}
-        self.matrix_plot.clear()
+        self.matrix_plot.reset()
         self.table.setRowCount(0)
         self.gallery.clear()
         self.gallery_title.setText("Misclassified validation images")
