@@ -36,7 +36,8 @@ def preprocess(path: str | Path, spec: dict) -> np.ndarray:
     """
     h, w = spec["input_size"]
     side = pixels.prepared_side((h, w), spec["crop_pct"])
-    square = pixels.prepared_square(pixels.read_image(path), side, spec["resize"])
+    image = pixels.read_image(path, spec.get("window", "file"))
+    square = pixels.prepared_square(image, side, spec["resize"])
     top, left = pixels.centre_offsets(side, side, h, w)
     crop = square[top : top + h, left : left + w]
     return (crop.astype(np.float32) / 255.0).transpose(2, 0, 1)
@@ -53,6 +54,10 @@ def _check_spec(spec: object, where: Path) -> dict:
             f"{where} names pixel rule {rule or '(none: an older tlstudio)'}; this runtime "
             f"applies {pixels.RULE}, so it would not see the pixels the model was checked on. "
             "Export the run again with this version.")
+    try:
+        pixels.parse_window(spec.get("window", "file"))
+    except pixels.WindowError as exc:
+        raise ModelLoadError(f"{where} names a window this runtime cannot apply: {exc}") from exc
     try:
         h, w = (int(v) for v in spec["input_size"])
         crop = float(spec["crop_pct"])

@@ -86,6 +86,11 @@ def _add_train(sub) -> None:
     p.add_argument("--augmentation", default="light",
                    choices=["none", "light", "photo", "grayscale-medical"])
     p.add_argument("--schedule", default="cosine", choices=["cosine", "onecycle"])
+    p.add_argument("--window", default="file",
+                   help="DICOM and 16-bit images: file (the window stored in each file, else "
+                        "auto), auto, a CT preset (brain, subdural, stroke, lung, mediastinum, "
+                        "bone, abdomen), C,W, or three joined by + (one per colour channel); "
+                        "predict and export follow the run")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weights", action="store_true", help="balance classes in the loss")
     p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
@@ -134,7 +139,7 @@ def _config_from(args):
         frozen_paths=path_list(args.frozen), trainable_paths=path_list(args.trainable),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         schedule=args.schedule, label_smoothing=args.label_smoothing,
-        augmentation=args.augmentation, class_weights=args.class_weights,
+        augmentation=args.augmentation, window=args.window, class_weights=args.class_weights,
         patience=args.patience, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, seed=args.seed, device=args.device,
         amp=not args.no_amp, init_from=args.init_from,

@@ -47,6 +47,7 @@ class StudioState(QObject):
         self.index: DatasetIndex | None = None
         self.val_fraction = 0.2
         self.seed = 0
+        self.window = "file"  # DICOM / 16-bit window (tlstudio.pixels.windows)
         stored = settings().value("last_backbone", DEFAULT_BACKBONE)
         try:
             self.spec: BackboneSpec = get_spec(str(stored))
@@ -115,5 +116,5 @@ class StudioState(QObject):
         return TrainConfig(
             backbone=self.spec.name, weights=self.weights_file, mode=self.mode,
             frozen_paths=self.frozen_paths if self.mode == "fine-tune" else None,
-            val_fraction=self.val_fraction, seed=self.seed, **form,
+            val_fraction=self.val_fraction, seed=self.seed, window=self.window, **form,
         )

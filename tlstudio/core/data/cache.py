@@ -2,7 +2,8 @@
 
 Each image is stored as the prepared uint8 square (see ``preprocess.prepare``) in tlstudio's
 own cache folder — never the user's — under a key made of the file's identity (resolved
-path, size, modification time) and the preparation (side, resize method, pixel rule). A
+path, size, modification time) and the preparation (side, resize method, pixel rule and
+window). A
 changed file gets a new key and is decoded again; unchanged files are read back in
 milliseconds.
 """
@@ -46,7 +47,7 @@ class ImageCache:
     def key(self, path: Path, prep: Preprocessing) -> str:
         st = path.stat()
         identity = (f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|"
-                    f"{prep.prepared_size}|{prep.interpolation}|{prep.pixel_rule}")
+                    f"{prep.prepared_size}|{prep.interpolation}|{prep.pixel_rule}|{prep.window}")
         return hashlib.blake2b(identity.encode(), digest_size=20).hexdigest()
 
     def _file(self, key: str) -> Path:
@@ -92,7 +93,7 @@ class ImageCache:
         square = self._load(self._entry(path, prep), prep)
         if square is not None:
             return square, True
-        return self.store(path, prep, read_image(path)), False
+        return self.store(path, prep, read_image(path, prep.window)), False
 
 
 def decode_images(
@@ -117,7 +118,7 @@ def decode_images(
             if cache is not None:
                 out[pos], hit = cache.get(paths[pos], prep)
             else:
-                out[pos], hit = prepare(read_image(paths[pos]), prep), False
+                out[pos], hit = prepare(read_image(paths[pos], prep.window), prep), False
         except ImageReadError as exc:
             return pos, str(exc), False
         return pos, None, hit

@@ -18,10 +18,11 @@ import stat
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ...errors import UserError
+from ...pixels import dicom
 from .cache import ImageCache
 from .images import ImageReadError, looks_like_image, read_image
 from .preprocess import Preprocessing
@@ -504,10 +505,13 @@ def _check_one(item: Item, prep: Preprocessing | None = None,
                cache: ImageCache | None = None) -> tuple[Item, str | None, str | None]:
     """Decode fully (truncation shows only at the end) and hash the bytes for duplicates."""
     try:
+        window = prep.window if prep is not None else "file"
         if cache is None or prep is None:
-            read_image(item.path)
+            read_image(item.path, window)
         elif not cache.has(item.path, prep):
-            cache.store(item.path, prep, read_image(item.path))
+            cache.store(item.path, prep, read_image(item.path, window))
+        if item.group is None and dicom.is_dicom(item.path):  # a patient stays in one part
+            item = replace(item, group=dicom.patient_group(item.path))
         digest = hashlib.blake2b(item.path.read_bytes(), digest_size=16).hexdigest()
     except ImageReadError as exc:
         return item, None, str(exc)

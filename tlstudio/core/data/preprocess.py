@@ -13,7 +13,7 @@ never from hard-coded constants. The split is:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import torch
@@ -35,6 +35,8 @@ class Preprocessing:
     # How decoded files become RGB (tlstudio.pixels); runs made before it was recorded used
     # the same rule, so a missing entry reads as the first version.
     pixel_rule: str = RULE
+    # Which range of DICOM / 16-bit values becomes 0..255 (tlstudio.pixels.windows).
+    window: str = "file"
 
     @classmethod
     def from_pretrained_cfg(cls, cfg: dict) -> Preprocessing:
@@ -55,6 +57,7 @@ class Preprocessing:
             std=tuple(data["std"]), interpolation=data["interpolation"],
             crop_pct=float(data["crop_pct"]),
             pixel_rule=str(data.get("pixel_rule", "tlstudio-pixels/1")),
+            window=str(data.get("window", "file")),
         )
 
     def as_dict(self) -> dict:
@@ -62,6 +65,9 @@ class Preprocessing:
         data["input_size"] = list(self.input_size)
         data["mean"], data["std"] = list(self.mean), list(self.std)
         return data
+
+    def with_window(self, window: str) -> Preprocessing:
+        return replace(self, window=window)
 
     @property
     def prepared_size(self) -> int:

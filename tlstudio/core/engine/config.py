@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from ...pixels.windows import WindowError, parse_window
 from ..data.preprocess import AUGMENTATIONS
 from ..models.backbones import DEFAULT_BACKBONE
 
@@ -36,6 +37,7 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     augmentation: str = "light"
+    window: str = "file"  # DICOM / 16-bit range -> 0..255 (tlstudio.pixels.windows)
     class_weights: bool = False
     patience: int | None = None  # early stopping: epochs without improvement
     val_fraction: float = 0.2
@@ -60,6 +62,10 @@ class TrainConfig:
             )
         if self.schedule not in SCHEDULES:
             raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}")
+        try:
+            parse_window(self.window)
+        except WindowError as exc:
+            raise ValueError(f"--window: {exc}") from None
         if self.frozen_paths is not None and self.trainable_paths is not None:
             raise ValueError("give frozen paths or trainable paths, not both")
         defaults = MODE_DEFAULTS[self.mode]

@@ -68,6 +68,7 @@ def preprocessing_spec(run: LoadedRun) -> dict:
     prep = run.preprocessing
     return {
         "pixel_rule": {"id": prep.pixel_rule, "steps": list(pixels.RULE_STEPS)},
+        "window": prep.window,
         "input_size": list(prep.input_size),
         "resize": prep.interpolation,
         "crop_pct": prep.crop_pct,

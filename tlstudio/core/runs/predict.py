@@ -80,7 +80,8 @@ class Predictor:
             squares, ok = [], []
             for file in chunk:
                 try:
-                    squares.append(prepare(read_image(file), self.run.preprocessing))
+                    prep = self.run.preprocessing
+                    squares.append(prepare(read_image(file, prep.window), prep))
                     ok.append(file)
                 except ImageReadError as exc:
                     results.append(Prediction(str(file), None, error=str(exc)))

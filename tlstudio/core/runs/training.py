@@ -159,7 +159,7 @@ def resume(run_dir: str | Path, listeners: Iterable[Listener] = (),
                 config.device = device
             config = config.resolved()
             pick_device(config.device, config.amp)
-            prep = get_spec(config.backbone).preprocessing()
+            prep = get_spec(config.backbone).preprocessing().with_window(config.window)
             check_pixel_rule(saved, run_dir)
             index = _scan(saved["dataset"]["root"], config, prep, emit)
             if index.classes != saved["classes"]:
@@ -243,7 +243,7 @@ def _scan(dataset, config: TrainConfig, prep, emit) -> DatasetIndex:
 
 def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
     seed_everything(config.seed)
-    prep = get_spec(config.backbone).preprocessing()
+    prep = get_spec(config.backbone).preprocessing().with_window(config.window)
     index = dataset if isinstance(dataset, DatasetIndex) else _scan(dataset, config, prep, emit)
     unused = index.unused()
     if unused:
@@ -261,7 +261,7 @@ def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
 def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) -> TrainResult:
     seed_everything(config.seed)
     spec = get_spec(config.backbone)
-    prep = spec.preprocessing()
+    prep = spec.preprocessing().with_window(config.window)
     emit(StageProgress("loading backbone", 0, 1))
     if state is not None:  # every weight comes from the saved state, before any
         model = build_model(spec, len(index.classes), pretrained=False)  # frozen pass

@@ -184,7 +184,7 @@ class DataPage(Page):
         # Decoding to check each image also fills the cache for the chosen backbone, so
         # training does not decode again. The newest request wins: a slower earlier scan
         # stops at its next image and its answer is dropped.
-        prep = self.state.spec.preprocessing()
+        prep = self.state.spec.preprocessing().with_window(self.state.window)
         self._scan.start(
             lambda token, progress: scan(path, progress=progress, prep=prep,
                                          cache=ImageCache()),

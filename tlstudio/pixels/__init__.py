@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from . import dicom
+from .windows import PRESETS, WINDOW_HELP, Window, WindowError, apply_window, parse_window
+
 RULE = "tlstudio-pixels/1"
 
 RULE_STEPS = (
@@ -35,6 +38,19 @@ RULE_STEPS = (
     "(Pillow alpha_composite), then drop alpha.",
     "8-bit grayscale and 1-bit: the gray value in R, G and B.",
     "Other modes (CMYK, YCbCr, LAB, HSV): Pillow convert('RGB').",
+    "DICOM (recognised by the DICM preamble or a .dcm/.dicom/.dic/.ima name), read with "
+    "pydicom: a multi-frame file gives frame floor(frames / 2). Monochrome: the modality LUT "
+    "(rescale slope and intercept; Hounsfield units for CT), then the window named by "
+    "'window' (see below), then MONOCHROME1 inverted (255 - v); Pixel Padding Value pixels "
+    "are 0. RGB and YBR: RGB as decoded by pydicom, scaled from BitsStored to 8 bits; "
+    "palette colour: the palette applied, scaled from 16 to 8 bits where its entries go "
+    "above 255.",
+    "Windows (the 'window' entry; also for 16/32-bit PNG and TIFF): 'file' = the first "
+    "Window Centre/Width stored in the DICOM file, else 'auto'; 'auto' = DICOM: the 0.5th to "
+    "99.5th percentile of the image's non-padding values, PNG/TIFF: their full range as "
+    "above; 'C,W' or a CT preset = the values from C - W/2 to C + W/2; each maps linearly to "
+    "0..255 with floor(v + 0.5) after clipping. Three windows joined by '+' give the R, G "
+    "and B channels; one window gives the same value in all three.",
     "Geometry: resize so the shorter side is S = floor(max(input_size) / crop_pct) with the "
     "named filter (Pillow resize, reducing_gap=None; the longer side round(side * scale), at "
     "least S), keep the centre S x S square (left = (width - S) // 2, top = (height - S) "
@@ -68,29 +84,34 @@ class ImageReadError(Exception):
 
 
 def looks_like_image(path: Path) -> bool:
-    """True when the file name suggests an image worth opening while scanning."""
-    return path.suffix.lower() in IMAGE_EXTENSIONS
+    """True for a file worth opening while scanning: an image name, or DICOM by content
+    (scanners often write DICOM files without an extension)."""
+    suffix = path.suffix.lower()
+    return (suffix in IMAGE_EXTENSIONS or suffix in dicom.DICOM_EXTENSIONS
+            or dicom.has_preamble(path))
 
 
-def _full_range(img: Image.Image) -> Image.Image:
-    arr = np.asarray(img, dtype=np.float64)
-    finite = np.isfinite(arr)
-    out = np.zeros(arr.shape, dtype=np.float64)
-    if finite.any():
-        lo, hi = float(arr[finite].min()), float(arr[finite].max())
-        if hi > lo:
-            out[finite] = (arr[finite] - lo) * (255.0 / (hi - lo))
-    gray = np.floor(np.clip(out + 0.5, 0, 255)).astype(np.uint8)
-    return Image.fromarray(gray, mode="L").convert("RGB")
+def _windowed(img: Image.Image, windows: tuple[Window, ...]) -> Image.Image:
+    """16/32-bit integer or float grayscale through the window(s)."""
+    preset = next((w.preset for w in windows if w.preset), None)
+    if preset:
+        raise ImageReadError(f"the {preset} window is for CT in Hounsfield units; this "
+                             f"{img.mode} image has no units tlstudio can rely on")
+    values = np.asarray(img, dtype=np.float64)
+    channels = [apply_window(values, w, np.isfinite(values), None, percentile_auto=False)
+                for w in windows]
+    if len(channels) == 1:
+        return Image.fromarray(channels[0], mode="L").convert("RGB")
+    return Image.fromarray(np.stack(channels, axis=-1), mode="RGB")
 
 
-def to_rgb(img: Image.Image) -> Image.Image:
+def to_rgb(img: Image.Image, window: str = "file") -> Image.Image:
     """Any Pillow mode -> 8-bit RGB by the rule (see :data:`RULE_STEPS`)."""
     mode = img.mode
     if mode == "RGB":
         return img
     if mode in _HIGH_DEPTH:
-        return _full_range(img)
+        return _windowed(img, parse_window(window))
     if mode == "P":
         img = img.convert("RGBA")  # keeps the palette's transparency (tRNS / GIF index)
         mode = "RGBA"
@@ -101,11 +122,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """Read an image file as an upright 8-bit RGB picture.
+def read_image(path: str | Path, window: str = "file") -> Image.Image:
+    """Read an image file as an upright 8-bit RGB picture, high bit depths (DICOM, 16-bit
+    PNG/TIFF) through ``window`` (see :mod:`tlstudio.pixels.windows`).
 
     Raises :class:`ImageReadError` with a user-readable reason for empty, truncated,
-    unrecognised, oversized or unsupported files. Never writes anything.
+    unrecognised, oversized, undecodable or unsupported files. Never writes anything.
     """
     path = Path(path)
     try:
@@ -114,6 +136,12 @@ def read_image(path: str | Path) -> Image.Image:
         raise ImageReadError(f"cannot open file ({exc.strerror or exc})") from exc
     if size == 0:
         raise ImageReadError("empty file (0 bytes)")
+    try:
+        windows = parse_window(window)
+    except WindowError as exc:
+        raise ImageReadError(str(exc)) from exc
+    if dicom.is_dicom(path):
+        return _read_dicom(path, windows)
     try:
         with Image.open(path) as img:
             fmt = img.format
@@ -127,7 +155,7 @@ def read_image(path: str | Path) -> Image.Image:
                 img.seek(0)  # animated GIF / multi-page TIFF: first frame
             img.load()
             img = ImageOps.exif_transpose(img) or img
-            rgb = to_rgb(img)
+            rgb = to_rgb(img, window)
     except ImageReadError:
         raise
     except UnidentifiedImageError as exc:
@@ -144,6 +172,20 @@ def read_image(path: str | Path) -> Image.Image:
     if rgb.width < 1 or rgb.height < 1:
         raise ImageReadError("image has no pixels")
     return rgb
+
+
+def _read_dicom(path: Path, windows: tuple[Window, ...]) -> Image.Image:
+    try:
+        array = dicom.to_rgb_array(path, windows, MAX_PIXELS)
+    except dicom.DicomError as exc:
+        raise ImageReadError(str(exc)) from exc
+    except MemoryError as exc:
+        raise ImageReadError("DICOM image too large for memory") from exc
+    if array.shape[0] * array.shape[1] > MAX_PIXELS:
+        raise ImageReadError("image too large (possible decompression bomb)")
+    if array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageReadError("image has no pixels")
+    return Image.fromarray(np.ascontiguousarray(array), mode="RGB")
 
 
 def prepared_side(input_size: tuple[int, int] | list[int], crop_pct: float) -> int:
@@ -165,3 +207,9 @@ def prepared_square(img: Image.Image, side: int, resize: str) -> np.ndarray:
 def centre_offsets(side_h: int, side_w: int, h: int, w: int) -> tuple[int, int]:
     """(top, left) of the centre ``h x w`` crop: the same in the app and the runtime."""
     return (side_h - h) // 2, (side_w - w) // 2
+
+
+__all__ = ["ACCEPTED_FORMATS", "IMAGE_EXTENSIONS", "PRESETS", "RESAMPLE", "RULE", "RULE_STEPS",
+           "WINDOW_HELP", "ImageReadError", "WindowError", "centre_offsets", "dicom",
+           "looks_like_image", "parse_window", "prepared_side", "prepared_square",
+           "read_image", "to_rgb"]

@@ -1,0 +1,214 @@
+"""DICOM files -> the RGB picture a model sees, and the few header facts tlstudio uses.
+
+pydicom reads the file; compressed transfer syntaxes are decoded by the pylibjpeg plugins
+(libjpeg: JPEG and JPEG-LS; openjpeg: JPEG 2000; rle: RLE). Monochrome images go through
+the modality LUT (rescale slope/intercept: Hounsfield units for CT), pixel padding is left out
+of windowing and shown black, the window maps values to 0..255, and MONOCHROME1 is inverted
+so that bone is bright as on every viewer. Colour images (RGB, YBR, palette) become 8-bit
+RGB. A multi-frame file gives its middle frame.
+
+Nothing here returns or logs patient attributes: :func:`patient_group` gives a one-way hash
+of PatientID (or StudyInstanceUID) so a split can keep a patient's images together without
+the ID ever being stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .windows import Window, WindowError, apply_window, needs_hounsfield
+
+DICOM_EXTENSIONS = frozenset({".dcm", ".dicom", ".dic", ".ima"})
+
+# What decodes each compressed transfer syntax, for messages when it is missing or fails.
+_DECODERS = {
+    "1.2.840.10008.1.2.4.50": "pylibjpeg-libjpeg or python-gdcm",
+    "1.2.840.10008.1.2.4.51": "pylibjpeg-libjpeg or python-gdcm",
+    "1.2.840.10008.1.2.4.57": "pylibjpeg-libjpeg or python-gdcm",
+    "1.2.840.10008.1.2.4.70": "pylibjpeg-libjpeg or python-gdcm",
+    "1.2.840.10008.1.2.4.80": "pylibjpeg-libjpeg or python-gdcm",
+    "1.2.840.10008.1.2.4.81": "pylibjpeg-libjpeg or python-gdcm",
+    "1.2.840.10008.1.2.4.90": "pylibjpeg-openjpeg or python-gdcm",
+    "1.2.840.10008.1.2.4.91": "pylibjpeg-openjpeg or python-gdcm",
+    "1.2.840.10008.1.2.5": "pylibjpeg-rle (or pydicom itself)",
+}
+
+
+class DicomError(Exception):
+    """A DICOM file that cannot become a picture; the message is for the user."""
+
+
+def has_preamble(path: Path) -> bool:
+    """DICOM by content: ``DICM`` after the 128-byte preamble (any file name)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def is_dicom(path: Path) -> bool:
+    return path.suffix.lower() in DICOM_EXTENSIONS or has_preamble(path)
+
+
+def _read(path: Path, pixels: bool):
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        return pydicom.dcmread(path, stop_before_pixels=not pixels,
+                               force=not has_preamble(path))
+    except InvalidDicomError as exc:
+        raise DicomError(f"not a DICOM file ({exc})") from exc
+    except (OSError, ValueError, EOFError, KeyError, TypeError, AttributeError) as exc:
+        raise DicomError(f"damaged DICOM header ({str(exc)[:160]})") from exc
+
+
+def _syntax(ds) -> tuple[str, str]:
+    uid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if uid is None:
+        return "", "unknown transfer syntax"
+    return str(uid), getattr(uid, "name", str(uid))
+
+
+def _decoded(ds) -> np.ndarray:
+    uid, name = _syntax(ds)
+    if "PixelData" not in ds and "FloatPixelData" not in ds and \
+            "DoubleFloatPixelData" not in ds:
+        raise DicomError("DICOM file without an image (no pixel data)")
+    try:
+        return ds.pixel_array
+    except Exception as exc:  # pydicom and its plugins raise many types
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        decoder = _DECODERS.get(uid)
+        hint = f"; it is decoded by {decoder}" if decoder else ""
+        raise DicomError(f"cannot decode DICOM pixel data in transfer syntax {name} "
+                         f"({uid or '?'}): {first}{hint}") from exc
+
+
+def _middle_frame(ds, array: np.ndarray, colour: bool) -> np.ndarray:
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    if frames > 1 and array.ndim == (4 if colour else 3):
+        return array[frames // 2]
+    return array
+
+
+def _first(value) -> float | None:
+    """A DICOM value that may hold several (Window Centre often does): the first one."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        value = value[0] if len(value) else None
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def stored_window(ds) -> tuple[float, float] | None:
+    centre, width = _first(ds.get("WindowCenter")), _first(ds.get("WindowWidth"))
+    if centre is None or width is None or not np.isfinite([centre, width]).all() or width <= 0:
+        return None
+    return centre, width
+
+
+def _padding(ds, raw: np.ndarray) -> np.ndarray | None:
+    """True where a pixel holds data (Pixel Padding Value / Range Limit excluded)."""
+    value = ds.get("PixelPaddingValue")
+    if value is None:
+        return None
+    limit = ds.get("PixelPaddingRangeLimit")
+    low, high = (value, value) if limit is None else sorted((value, limit))
+    return ~((raw >= low) & (raw <= high))
+
+
+def _colour(ds, array: np.ndarray) -> np.ndarray:
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        array = apply_color_lut(array, ds)
+        # a 16-bit palette whose entries all stay below 256 holds 8-bit colours (seen in
+        # big-endian files); scaling it down would give a black picture
+        bits = 16 if array.dtype.itemsize > 1 and int(array.max(initial=0)) > 255 else 8
+    else:  # RGB, and YBR that pydicom converted to RGB while decoding
+        bits = int(ds.get("BitsStored", 8) or 8)
+    if bits > 8:
+        array = np.floor(array.astype(np.float64) * (255.0 / (2**bits - 1)) + 0.5)
+    return np.clip(array, 0, 255).astype(np.uint8)
+
+
+def to_rgb_array(path: Path, windows: tuple[Window, ...], max_pixels: int) -> np.ndarray:
+    """``(H, W, 3)`` uint8 by the pixel rule; raises :class:`DicomError` with a reason."""
+    ds = _read(path, pixels=True)
+    try:
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError):
+        rows = columns = 0
+    if rows * columns > max_pixels:  # checked before decoding: a small file can claim a lot
+        raise DicomError(f"image too large ({columns} x {rows} pixels; the limit is "
+                         f"{max_pixels // 1_000_000} million): possible decompression bomb")
+    array = _decoded(ds)
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if samples == 3 or photometric == "PALETTE COLOR":
+        return _colour(ds, _middle_frame(ds, array, colour=samples == 3))
+    raw = _middle_frame(ds, array, colour=False)
+    if raw.ndim != 2:
+        raise DicomError(f"unexpected DICOM image shape {raw.shape}")
+    from pydicom.pixels import apply_modality_lut
+
+    valid = _padding(ds, raw)
+    values = np.asarray(apply_modality_lut(raw, ds), dtype=np.float64)
+    preset = needs_hounsfield(windows)
+    modality = str(ds.get("Modality", "")).upper()
+    if preset and modality != "CT":
+        raise DicomError(f"the {preset} window is for CT in Hounsfield units; this image is "
+                         f"{modality or 'of unknown modality'}")
+    stored = stored_window(ds)
+    channels = [apply_window(values, w, valid, stored, percentile_auto=True) for w in windows]
+    if photometric == "MONOCHROME1":  # low values are white: turn it round like a viewer
+        channels = [255 - c for c in channels]
+    if valid is not None:
+        channels = [np.where(valid, c, 0).astype(np.uint8) for c in channels]
+    if len(channels) == 1:
+        channels *= 3
+    return np.stack(channels, axis=-1)
+
+
+def facts(path: Path) -> dict:
+    """What the Data step shows about one DICOM file: no patient attribute at all."""
+    ds = _read(path, pixels=False)
+    uid, name = _syntax(ds)
+    window = stored_window(ds)
+    return {
+        "modality": str(ds.get("Modality", "")) or "?",
+        "size": f"{ds.get('Columns', '?')} x {ds.get('Rows', '?')}",
+        "frames": int(ds.get("NumberOfFrames", 1) or 1),
+        "bits stored": ds.get("BitsStored"),
+        "photometric": str(ds.get("PhotometricInterpretation", "?")),
+        "transfer syntax": name,
+        "stored window": f"{window[0]:g},{window[1]:g}" if window else "none",
+    }
+
+
+def patient_group(path: Path) -> str | None:
+    """A one-way hash of PatientID (else StudyInstanceUID): keeps a patient's images in one
+    part of a split without the ID itself ever being kept."""
+    try:
+        ds = _read(path, pixels=False)
+    except DicomError:
+        return None
+    for key in ("PatientID", "StudyInstanceUID"):
+        value = str(ds.get(key, "") or "").strip()
+        if value:
+            digest = hashlib.sha256(f"tlstudio|{key}|{value}".encode()).hexdigest()[:16]
+            return f"{'patient' if key == 'PatientID' else 'study'}-{digest}"
+    return None
+
+
+__all__ = ["DICOM_EXTENSIONS", "DicomError", "WindowError", "facts", "has_preamble",
+           "is_dicom", "patient_group", "stored_window", "to_rgb_array"]
