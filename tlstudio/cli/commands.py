@@ -12,7 +12,10 @@ from .common import EXIT_BAD_INPUT, EXIT_FAILED, path_list, resolve_data
 def _add_scan(sub) -> None:
     p = sub.add_parser("scan", help="check a dataset as the Data step does: classes, images, "
                                     "every file or row not used and why, the split")
-    p.add_argument("data", help="folder of class sub-folders, CSV, or 'sample'")
+    p.add_argument("data", nargs="?", help="folder of class sub-folders, CSV, or 'sample'")
+    p.add_argument("--data", dest="data_option", metavar="DATA", help="the same, as an option")
+    p.add_argument("--window", default="file",
+                   help="DICOM / 16-bit window used to check every image decodes (see train)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--test-fraction", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
@@ -22,25 +25,36 @@ def _add_scan(sub) -> None:
 
 def cmd_scan(args) -> int:
     from ..core.data.dataset import scan
+    from ..core.data.preprocess import Preprocessing
     from ..core.data.split import make_split
     from ..core.engine.config import TrainConfig
 
+    data = args.data_option or args.data
+    if not data:
+        raise UserError("scan needs a dataset: tlstudio scan DATA (a folder, CSV or 'sample')")
     TrainConfig(val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                seed=args.seed).resolved()  # the same ranges as train, before the scan
-    index = scan(resolve_data(args.data))
+                seed=args.seed, window=args.window).resolved()  # train's checks, first
+    prep = Preprocessing((224, 224), (0.5,) * 3, (0.5,) * 3, window=args.window)
+    index = scan(resolve_data(data), prep=prep)
     split = make_split(index, args.val_fraction, args.test_fraction, args.seed)
     sizes = {name: len(part) for name, part in split.as_dict().items()}
+    groups = index.groups_per_class()
     if args.json:
         print(json.dumps({
             "root": str(index.root), "source": index.source, "classes": index.classes,
-            "counts": index.counts(), "split": sizes,
+            "counts": index.counts(), "formats": index.formats(), "split": sizes,
             "groups": len({i.group for i in index.items if i.group is not None}),
+            "groups_per_class": groups if index.has_groups else {},
             "problems": [{"kind": p.kind, "message": p.message, "used": not p.skipped,
                           "path": None if p.path is None else str(p.path)}
                          for p in index.problems]}, indent=2))
         return 0
     print(f"{index.root} ({index.source})")
     print(index.summary())
+    print("formats: " + ", ".join(f"{n} {kind}" for kind, n in index.formats().items()))
+    if index.has_groups:
+        print("patients/groups per class: " + ", ".join(f"{c}: {n}" for c, n in groups.items())
+              + " — grouping is active: no group is split between parts")
     print("split: " + ", ".join(f"{n} {name}" for name, n in sizes.items() if n)
           + f" (seed {args.seed})")
     if index.problems:

@@ -41,6 +41,7 @@ class StudioState(QObject):
     run_changed = Signal()
     training_changed = Signal(bool)
     choices_changed = Signal(str)  # why: something a run depends on changed
+    window_changed = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,6 +76,12 @@ class StudioState(QObject):
         if (val_fraction, seed) != (self.val_fraction, self.seed):
             self.val_fraction, self.seed = val_fraction, seed
             self.choices_changed_because("the validation share or seed changed")
+
+    def set_window(self, window: str) -> None:
+        if window != self.window:
+            self.window = window
+            self.choices_changed_because("the window changed")
+            self.window_changed.emit()
 
     def set_backbone(self, spec: BackboneSpec, weights_file: str | None = None) -> None:
         changed = (spec.name, weights_file) != (self.spec.name, self.weights_file)

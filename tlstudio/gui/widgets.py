@@ -53,15 +53,43 @@ class DropZone(QFrame):
             self.dropped.emit(paths)
 
 
-def thumbnail(path: str | Path, side: int = 96) -> QImage:
-    """A square-ish thumbnail, read with the engine's reader (any format, EXIF upright).
+def thumbnail(path: str | Path, side: int = 96, window: str = "file") -> QImage:
+    """A square-ish thumbnail, read with the engine's reader (any format, EXIF upright,
+    DICOM and 16-bit through ``window``): what the model will see.
 
     Runs in worker threads: QImage (unlike QPixmap) may be made off the GUI thread.
     """
+    from PIL import Image
+
     from ..core.data.images import read_image
 
-    img = read_image(path)
+    img = read_image(path, window)
+    if max(img.size) < side:  # tiny images (16 x 16 test slices) shown as big blocks
+        scale = side / max(img.size)
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                         Image.Resampling.NEAREST)
     img.thumbnail((side, side))
     data = img.tobytes("raw", "RGB")
     qimage = QImage(data, img.width, img.height, img.width * 3, QImage.Format.Format_RGB888)
     return qimage.copy()  # own the pixels: `data` goes away with this frame
+
+
+def image_facts(path: str | Path) -> dict:
+    """What the Data step says about one image: DICOM header facts (never a patient
+    attribute), else the file's format, size and pixel mode."""
+    from PIL import Image
+
+    from ..pixels import dicom
+
+    path = Path(path)
+    if dicom.is_dicom(path):
+        try:
+            return dicom.facts(path)
+        except dicom.DicomError as exc:
+            return {"DICOM": str(exc)}
+    try:
+        with Image.open(path) as img:
+            return {"format": img.format, "size": f"{img.width} x {img.height}",
+                    "pixels": img.mode}
+    except (OSError, ValueError) as exc:
+        return {"file": f"cannot be read ({exc})"}

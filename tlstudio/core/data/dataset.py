@@ -87,6 +87,21 @@ class DatasetIndex:
         position = {name: i for i, name in enumerate(self.classes)}
         return [position[item.label] for item in self.items]
 
+    def groups_per_class(self) -> dict[str, int]:
+        """Distinct groups (patients) per class, in class order."""
+        seen: dict[str, set] = {name: set() for name in self.classes}
+        for item in self.items:
+            if item.group is not None:
+                seen[item.label].add(item.group)
+        return {name: len(groups) for name, groups in seen.items()}
+
+    def formats(self) -> dict[str, int]:
+        """How many images of each kind: DICOM by content, others by their file name."""
+        counter = Counter("DICOM" if dicom.is_dicom(item.path)
+                          else item.path.suffix.lower().lstrip(".").upper() or "?"
+                          for item in self.items)
+        return dict(counter.most_common())
+
     def unused(self) -> list[Problem]:
         """Every file or CSV row that is not used, each with its reason."""
         return [p for p in self.problems if p.skipped and p.kind != "small-class"]

@@ -25,14 +25,24 @@ from PySide6.QtWidgets import (
 
 from ...core.data.cache import ImageCache
 from ...core.data.dataset import DatasetError, scan
+from ...core.data.images import ImageReadError
 from ...core.data.samples import sample_dataset
 from ...core.data.split import make_split
+from ...pixels import PRESETS
 from ..state import settings
-from ..widgets import DropZone, hint, thumbnail, title
+from ..widgets import DropZone, hint, image_facts, thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
 
 THUMBS_PER_CLASS = 48
+
+
+def dicom_group(group: str | None) -> bool:
+    """Groups made from DICOM PatientID / StudyInstanceUID (hashed, see pixels.dicom)."""
+    return bool(group) and group.startswith(("patient-", "study-"))
+
+
+PREVIEW = 200
 THUMB_CHUNK = 12
 
 
@@ -111,7 +121,25 @@ class DataPage(Page):
         self.thumbs.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.thumbs.setMovement(QListWidget.Movement.Static)
         self.thumbs.setSpacing(4)
-        right_layout.addWidget(self.thumbs)
+        self.thumbs.currentItemChanged.connect(self._preview_selected)
+        right_layout.addWidget(self.thumbs, 1)
+        right_layout.addLayout(self._window_controls())
+        preview_row = QHBoxLayout()
+        self.preview = QLabel("Select an image to see it as the model will, with its "
+                              "header facts.")
+        self.preview.setObjectName("preview")
+        self.preview.setWordWrap(True)
+        self.preview.setFixedSize(PREVIEW, PREVIEW)
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.facts_label = QLabel("")
+        self.facts_label.setWordWrap(True)
+        self.facts_label.setAlignment(Qt.AlignmentFlag.AlignTop)
+        self.facts_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        preview_row.addWidget(self.preview)
+        preview_row.addWidget(self.facts_label, 1)
+        right_layout.addLayout(preview_row)
+        self._preview_task = LatestTask(self)
+        self._reselect: str | None = None
         splitter.addWidget(right)
         splitter.setSizes([420, 520])
         layout.addWidget(splitter, 1)
@@ -133,8 +161,89 @@ class DataPage(Page):
         self.split_label = QLabel("")
         split_row.addWidget(self.split_label)
         self.groups_label = QLabel("")
+        self.groups_label.setWordWrap(True)
         split_row.addWidget(self.groups_label, 1)
         layout.addLayout(split_row)
+
+    def _window_controls(self) -> QHBoxLayout:
+        """Window for DICOM and 16-bit images: stored, automatic, a CT preset, or custom."""
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Window (DICOM, 16-bit):"))
+        self.window_combo = QComboBox()
+        self.window_combo.addItem("stored in each file", "file")
+        self.window_combo.addItem("automatic (0.5–99.5 %)", "auto")
+        for name, (centre, width) in PRESETS.items():
+            self.window_combo.addItem(f"CT {name} ({centre:g}, {width:g} HU)", name)
+        self.window_combo.addItem("CT brain + subdural + bone (3 channels)",
+                                  "brain+subdural+bone")
+        self.window_combo.addItem("custom centre / width", "custom")
+        self.window_combo.setToolTip(
+            "Which range of values becomes black to white. Recorded with the run and used "
+            "the same way by Predict and the exported model.")
+        self.window_combo.activated.connect(self._window_chosen)
+        row.addWidget(self.window_combo, 1)
+        self.centre_spin, self.width_spin = QDoubleSpinBox(), QDoubleSpinBox()
+        for spin, label, low, value in ((self.centre_spin, "C", -5000.0, 40.0),
+                                        (self.width_spin, "W", 1.0, 80.0)):
+            spin.setRange(low, 70000.0)
+            spin.setDecimals(0)
+            spin.setValue(value)
+            spin.setEnabled(False)
+            spin.setMaximumWidth(90)
+            spin.editingFinished.connect(self._window_chosen)
+            row.addWidget(QLabel(label))
+            row.addWidget(spin)
+        return row
+
+    def window_text(self) -> str:
+        choice = self.window_combo.currentData()
+        if choice == "custom":
+            return f"{self.centre_spin.value():g},{self.width_spin.value():g}"
+        return choice
+
+    def _window_chosen(self, *_args) -> None:
+        """A new window: the dataset is checked again with it (an image may not suit it, and
+        the cache is filled for it) and thumbnails show what the model will see."""
+        custom = self.window_combo.currentData() == "custom"
+        self.centre_spin.setEnabled(custom)
+        self.width_spin.setEnabled(custom)
+        window = self.window_text()
+        if window == self.state.window:
+            return
+        self.state.set_window(window)
+        if self.state.index is not None and not self.scanning:
+            self._reselect = self._selected_path()
+            self.load(self.state.index.root, remember=False)
+
+    def _selected_path(self) -> str | None:
+        item = self.thumbs.currentItem()
+        return item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+
+    def _preview_selected(self, *_args) -> None:
+        item = self.thumbs.currentItem()
+        if item is None:
+            return
+        path, window = Path(item.data(Qt.ItemDataRole.UserRole)), self.state.window
+
+        def work(token):
+            token.check()
+            return path, thumbnail(path, PREVIEW, window), image_facts(path)
+
+        self._preview_task.start(work, on_done=self._show_preview,
+                                 on_error=lambda message: self._show_preview_error(message))
+
+    def _show_preview(self, result) -> None:
+        path, image, facts = result
+        self.preview.setPixmap(QPixmap.fromImage(image))
+        lines = [f"<b>{path.name}</b>"] + [f"{k}: {v}" for k, v in facts.items()]
+        lines.append(f"shown with window: {self.window_combo.currentText()}"
+                     if self.window_combo.currentData() != "custom"
+                     else f"shown with window: {self.window_text()}")
+        self.facts_label.setText("<br>".join(lines))
+
+    def _show_preview_error(self, message: str) -> None:
+        self.preview.setText("Cannot show this image.")
+        self.facts_label.setText(message)
 
     # --- Page API ---------------------------------------------------------------------
     def blocker(self) -> str | None:
@@ -218,6 +327,9 @@ class DataPage(Page):
         self.class_combo.clear()
         self.class_combo.blockSignals(False)
         self.thumbs.clear()
+        self._preview_task.cancel()
+        self.preview.clear()
+        self.facts_label.setText("")
 
     def _scanned(self, index) -> None:
         self.scanning = False
@@ -256,10 +368,14 @@ class DataPage(Page):
                 self.problems.addItem(QListWidgetItem(str(problem)))
         self.problems_title.setText(f"Problems ({self.problems.count()})"
                                     if self.problems.count() else "Problems: none found")
-        groups = {item.group for item in index.items if item.group is not None}
-        self.groups_label.setText(
-            f"Groups from the CSV: {len(groups)} — a group never straddles training and "
-            "validation" if groups else "")
+        if index.has_groups:
+            per_class = index.groups_per_class()
+            what = "Patients" if any(dicom_group(i.group) for i in index.items) else "Groups"
+            self.groups_label.setText(
+                f"{what} per class: " + ", ".join(f"{c} {n}" for c, n in per_class.items())
+                + " — grouping is active: no patient in two parts")
+        else:
+            self.groups_label.setText("")
         self._show_split()
         self.class_combo.blockSignals(True)
         self.class_combo.clear()
@@ -300,16 +416,30 @@ class DataPage(Page):
             return
         chunk = paths[start : start + THUMB_CHUNK]
 
+        window = self.state.window
+
         def work():
-            return [(p, thumbnail(p)) for p in chunk]
+            out = []
+            for p in chunk:
+                try:
+                    out.append((p, thumbnail(p, 96, window), None))
+                except ImageReadError as exc:
+                    out.append((p, None, str(exc)))
+            return out
 
         def done(result):
             if generation != self._thumb_generation:
                 return
-            for path, image in result:
-                item = QListWidgetItem(QIcon(QPixmap.fromImage(image)), path.name)
-                item.setToolTip(str(path))
+            for path, image, error in result:
+                icon = QIcon(QPixmap.fromImage(image)) if image is not None else QIcon()
+                item = QListWidgetItem(icon, path.name)
+                item.setToolTip(str(path) if error is None else f"{path}: {error}")
+                item.setData(Qt.ItemDataRole.UserRole, str(path))
                 self.thumbs.addItem(item)
+                if str(path) == self._reselect:
+                    self.thumbs.setCurrentItem(item)
+            if self.thumbs.currentItem() is None and self.thumbs.count():
+                self.thumbs.setCurrentRow(0)  # the preview shows one image from the start
             self._next_chunk(generation, paths, start + THUMB_CHUNK)
 
         run_task(work, on_done=done, parent=self)
