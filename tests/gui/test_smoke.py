@@ -16,7 +16,7 @@ def test_smoke_test_passes_from_the_command_line(tmp_path):
     lines = done.stdout.strip().splitlines()
     assert done.returncode == 0, done.stdout + done.stderr
     assert lines[-1] == SENTINEL
-    for stage in ("imports", "backbone", "qt", "sample", "train", "predict", "window"):
+    for stage in ("imports", "backbone", "qt", "sample", "train", "predict", "dicom", "window"):
         assert any(line.strip().startswith(f"{stage} ") and " ok " in line for line in lines), \
             f"stage {stage} not reported:\n{done.stdout}"
     assert list(tmp_path.iterdir()) == [], "the smoke test wrote into the current folder"
