@@ -39,6 +39,9 @@ Exported by tlstudio {__version__} on {today} as {fmt.upper()} (`{result.model_f
   {backbone['parameters'] / 1e6:.1f} M parameters), pretrained on {backbone['pretrained_on']};
   weights license {backbone['license']}; weights from {backbone['source']}.
 - New head for {len(run.classes)} classes, in this output order: {", ".join(run.classes)}.
+- Pixels: rule {cfg['preprocessing'].get('pixel_rule', 'tlstudio-pixels/1')}, window
+  `{cfg['preprocessing'].get('window', 'file')}` for DICOM and 16-bit images (the steps are
+  written out in `preprocessing.json`; apply them, or use `tlstudio.export_runtime`).
 - Input: RGB, shorter side resized to input/{cfg['preprocessing']['crop_pct']} with
   {cfg['preprocessing']['interpolation']} resampling, centre crop
   {cfg['preprocessing']['input_size'][0]}x{cfg['preprocessing']['input_size'][1]},
