@@ -28,7 +28,7 @@ class ModelLoadError(UserError):
     """An exported model cannot be loaded; the message says why."""
 
 
-def preprocess(path: str | Path, spec: dict) -> np.ndarray:
+def preprocess(path: str | Path, spec: dict, frame: int | None = None) -> np.ndarray:
     """One image file -> float32 CHW in [0, 1], following ``preprocessing.json``.
 
     Raises :class:`tlstudio.pixels.ImageReadError` with a reason for files that are not
@@ -36,7 +36,7 @@ def preprocess(path: str | Path, spec: dict) -> np.ndarray:
     """
     h, w = spec["input_size"]
     side = pixels.prepared_side((h, w), spec["crop_pct"])
-    image = pixels.read_image(path, spec.get("window", "file"))
+    image = pixels.read_image(path, spec.get("window", "file"), frame)
     square = pixels.prepared_square(image, side, spec["resize"])
     top, left = pixels.centre_offsets(side, side, h, w)
     crop = square[top : top + h, left : left + w]
@@ -56,6 +56,8 @@ def _check_spec(spec: object, where: Path) -> dict:
             "Export the run again with this version.")
     try:
         pixels.parse_window(spec.get("window", "file"))
+        if spec.get("frames", "middle") not in pixels.FRAMES:
+            raise pixels.WindowError(f"frames must be {' or '.join(pixels.FRAMES)}")
     except pixels.WindowError as exc:
         raise ModelLoadError(f"{where} names a window this runtime cannot apply: {exc}") from exc
     try:
@@ -139,32 +141,42 @@ class ExportedModel:
         return np.asarray(self._run(batch.astype(np.float32)))
 
     def predict(self, paths: list[Path], batch_size: int = 32) -> list[dict]:
+        """One row per image: files, image keys (``file#frame=N``), and with frames 'all'
+        one row per frame of a multi-frame DICOM (with its ``frame``)."""
+        frames = self.preprocessing.get("frames", "middle")
+        entries = [e for p in paths for e in pixels.image_entries(p, frames)]
         out: list[dict] = []
-        for start in range(0, len(paths), batch_size):
+
+        def row(path, frame, **fields) -> dict:
+            data = {"path": str(path), **fields}
+            if frame is not None:
+                data["frame"] = frame
+            return data
+
+        for start in range(0, len(entries), batch_size):
             images, ok = [], []
-            for p in paths[start : start + batch_size]:
+            for p, frame in entries[start : start + batch_size]:
                 try:
-                    images.append(preprocess(p, self.preprocessing))
-                    ok.append(p)
+                    images.append(preprocess(p, self.preprocessing, frame))
+                    ok.append((p, frame))
                 except pixels.ImageReadError as exc:
-                    out.append({"path": str(p), "label": None, "probabilities": {},
-                                "error": str(exc)})
+                    out.append(row(p, frame, label=None, probabilities={}, error=str(exc)))
             if ok:
                 batch = self.probabilities(np.stack(images))
                 if batch.shape != (len(ok), len(self.labels)):
                     raise ModelLoadError(f"{self.path.name} answered with shape {batch.shape}; "
                                          f"labels.json names {len(self.labels)} classes")
-                for p, probs in zip(ok, batch, strict=True):
+                for (p, frame), probs in zip(ok, batch, strict=True):
                     if not np.isfinite(probs).all():
-                        out.append({"path": str(p), "label": None, "probabilities": {},
-                                    "error": "the model answered NaN or infinity; it is "
-                                             "broken and must not be used"})
+                        out.append(row(p, frame, label=None, probabilities={},
+                                       error="the model answered NaN or infinity; it is "
+                                             "broken and must not be used"))
                         continue
-                    out.append({"path": str(p), "label": self.labels[int(probs.argmax())],
-                                "probabilities": {c: float(v) for c, v in
-                                                  zip(self.labels, probs, strict=True)}})
-        order = {str(p): i for i, p in enumerate(paths)}
-        return sorted(out, key=lambda r: order[r["path"]])
+                    out.append(row(p, frame, label=self.labels[int(probs.argmax())],
+                                   probabilities={c: float(v) for c, v in
+                                                  zip(self.labels, probs, strict=True)}))
+        order = {pixels.image_key(p, f): i for i, (p, f) in enumerate(entries)}
+        return sorted(out, key=lambda r: order[pixels.image_key(r["path"], r.get("frame"))])
 
 
 def _refuse_pickles(path: Path) -> None:

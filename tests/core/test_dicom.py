@@ -265,3 +265,61 @@ def test_a_dicom_folder_trains_predicts_exports_and_keeps_patients_out(tmp_path)
                 content = f.read_bytes()
                 found = [s for s in secrets if s.encode() in content]
                 assert not found, f"{f.name} holds patient data {found}"
+
+
+# --- every frame as an image of its own -------------------------------------------------------
+FRAME_CLASSES = {"a": ["emri_small.dcm", "eCT_Supplemental.dcm", "MR_small.dcm"],
+                 "b": ["SC_rgb_2frame.dcm", "OBXXXX1A_2frame.dcm", "US1_UNCR.dcm"]}
+
+
+def frames_folder(root: Path) -> Path:
+    for label, names in FRAME_CLASSES.items():
+        (root / label).mkdir(parents=True)
+        for name in names:
+            shutil.copy(dcm(name), root / label / name)
+    return root
+
+
+def test_every_frame_is_an_image_and_frames_of_a_file_stay_together(tmp_path):
+    folder = frames_folder(tmp_path / "frames")
+    prep = Preprocessing((224, 224), (0.5,) * 3, (0.5,) * 3, frames="all")
+    index = scan(folder, prep=prep)
+    assert index.counts() == {"a": 10 + 2 + 1, "b": 2 + 2 + 1}
+    emri = [i for i in index.items if i.path.name == "emri_small.dcm"]
+    assert sorted(i.frame for i in emri) == list(range(10))
+    assert len({i.group for i in emri}) == 1 and emri[3].key.endswith("emri_small.dcm#frame=3")
+    assert scan(folder).counts() == {"a": 3, "b": 3}  # the middle frame by default
+    for seed in range(6):
+        split = make_split(index, 0.4, seed=seed)
+        train = {index.items[p].path for p in split.train}
+        assert not train & {index.items[p].path for p in split.val}, seed
+    frames = pydicom.dcmread(dcm("emri_small.dcm")).pixel_array
+    out = np.asarray(pixels.read_image(dcm("emri_small.dcm"), "0,2000", frame=3))[..., 0]
+    expected = np.floor(np.clip((frames[3] + 1000.0) * (255 / 2000) + 0.5, 0, 255))
+    np.testing.assert_array_equal(out, expected.astype(np.uint8))
+    with pytest.raises(pixels.ImageReadError, match="holds 10 frames"):
+        pixels.read_image(dcm("emri_small.dcm"), frame=10)
+
+
+@pytest.mark.slow
+def test_a_run_on_every_frame_predicts_and_exports_per_frame(tmp_path):
+    from tlstudio.cli import main
+
+    folder = frames_folder(tmp_path / "frames")
+    run, export = tmp_path / "run", tmp_path / "export"
+    assert main(["train", "--data", str(folder), "--out", str(run), "--backbone",
+                 "efficientnet_lite0", "--epochs", "3", "--batch-size", "8",
+                 "--val-fraction", "0.4", "--frames", "all", "--window", "auto"]) == 0
+    split = json.loads((run / "split.json").read_text())
+    assert any("#frame=" in key for part in split.values() for key in part)
+    assert json.loads((run / "config.json").read_text())["preprocessing"]["frames"] == "all"
+    from tlstudio.core.runs.predict import Predictor
+
+    rows = Predictor.from_run(run).predict([folder / "a" / "emri_small.dcm"])
+    assert [r.frame for r in rows] == list(range(10)) and not any(r.error for r in rows)
+    assert main(["export", "--run", str(run), "--format", "onnx", "--out", str(export)]) == 0
+    assert json.loads((export / "parity.json").read_text())["passed"]
+    exported = export_runtime.ExportedModel.load(export / "model.onnx")
+    theirs = exported.predict([folder / "a" / "emri_small.dcm"])
+    assert [r["frame"] for r in theirs] == list(range(10))
+    assert [r["label"] for r in theirs] == [r.label for r in rows]

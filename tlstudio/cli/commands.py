@@ -16,6 +16,8 @@ def _add_scan(sub) -> None:
     p.add_argument("--data", dest="data_option", metavar="DATA", help="the same, as an option")
     p.add_argument("--window", default="file",
                    help="DICOM / 16-bit window used to check every image decodes (see train)")
+    p.add_argument("--frames", default="middle", choices=["middle", "all"],
+                   help="multi-frame DICOM: the middle frame, or every frame (see train)")
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--test-fraction", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
@@ -33,8 +35,9 @@ def cmd_scan(args) -> int:
     if not data:
         raise UserError("scan needs a dataset: tlstudio scan DATA (a folder, CSV or 'sample')")
     TrainConfig(val_fraction=args.val_fraction, test_fraction=args.test_fraction,
-                seed=args.seed, window=args.window).resolved()  # train's checks, first
-    prep = Preprocessing((224, 224), (0.5,) * 3, (0.5,) * 3, window=args.window)
+                seed=args.seed, window=args.window, frames=args.frames).resolved()
+    prep = Preprocessing((224, 224), (0.5,) * 3, (0.5,) * 3, window=args.window,
+                         frames=args.frames)
     index = scan(resolve_data(data), prep=prep)
     split = make_split(index, args.val_fraction, args.test_fraction, args.seed)
     sizes = {name: len(part) for name, part in split.as_dict().items()}

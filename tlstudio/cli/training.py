@@ -91,6 +91,9 @@ def _add_train(sub) -> None:
                         "auto), auto, a CT preset (brain, subdural, stroke, lung, mediastinum, "
                         "bone, abdomen), C,W, or three joined by + (one per colour channel); "
                         "predict and export follow the run")
+    p.add_argument("--frames", default="middle", choices=["middle", "all"],
+                   help="multi-frame DICOM: the middle frame (default), or every frame as an "
+                        "image of its own (frames of one file stay in one part of the split)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weights", action="store_true", help="balance classes in the loss")
     p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
@@ -139,7 +142,8 @@ def _config_from(args):
         frozen_paths=path_list(args.frozen), trainable_paths=path_list(args.trainable),
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         schedule=args.schedule, label_smoothing=args.label_smoothing,
-        augmentation=args.augmentation, window=args.window, class_weights=args.class_weights,
+        augmentation=args.augmentation, window=args.window, frames=args.frames,
+        class_weights=args.class_weights,
         patience=args.patience, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, seed=args.seed, device=args.device,
         amp=not args.no_amp, init_from=args.init_from,

@@ -49,6 +49,7 @@ class StudioState(QObject):
         self.val_fraction = 0.2
         self.seed = 0
         self.window = "file"  # DICOM / 16-bit window (tlstudio.pixels.windows)
+        self.frames = "middle"  # multi-frame DICOM: middle frame, or all frames
         stored = settings().value("last_backbone", DEFAULT_BACKBONE)
         try:
             self.spec: BackboneSpec = get_spec(str(stored))
@@ -76,6 +77,11 @@ class StudioState(QObject):
         if (val_fraction, seed) != (self.val_fraction, self.seed):
             self.val_fraction, self.seed = val_fraction, seed
             self.choices_changed_because("the validation share or seed changed")
+
+    def set_frames(self, frames: str) -> None:
+        if frames != self.frames:
+            self.frames = frames
+            self.choices_changed_because("the frames taken from multi-frame files changed")
 
     def set_window(self, window: str) -> None:
         if window != self.window:
@@ -123,5 +129,6 @@ class StudioState(QObject):
         return TrainConfig(
             backbone=self.spec.name, weights=self.weights_file, mode=self.mode,
             frozen_paths=self.frozen_paths if self.mode == "fine-tune" else None,
-            val_fraction=self.val_fraction, seed=self.seed, window=self.window, **form,
+            val_fraction=self.val_fraction, seed=self.seed, window=self.window,
+            frames=self.frames, **form,
         )

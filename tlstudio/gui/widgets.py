@@ -53,7 +53,8 @@ class DropZone(QFrame):
             self.dropped.emit(paths)
 
 
-def thumbnail(path: str | Path, side: int = 96, window: str = "file") -> QImage:
+def thumbnail(path: str | Path, side: int = 96, window: str = "file",
+              frame: int | None = None) -> QImage:
     """A square-ish thumbnail, read with the engine's reader (any format, EXIF upright,
     DICOM and 16-bit through ``window``): what the model will see.
 
@@ -63,7 +64,7 @@ def thumbnail(path: str | Path, side: int = 96, window: str = "file") -> QImage:
 
     from ..core.data.images import read_image
 
-    img = read_image(path, window)
+    img = read_image(path, window, frame)
     if max(img.size) < side:  # tiny images (16 x 16 test slices) shown as big blocks
         scale = side / max(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),

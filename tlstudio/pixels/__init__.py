@@ -39,7 +39,8 @@ RULE_STEPS = (
     "8-bit grayscale and 1-bit: the gray value in R, G and B.",
     "Other modes (CMYK, YCbCr, LAB, HSV): Pillow convert('RGB').",
     "DICOM (recognised by the DICM preamble or a .dcm/.dicom/.dic/.ima name), read with "
-    "pydicom: a multi-frame file gives frame floor(frames / 2). Monochrome: the modality LUT "
+    "pydicom: a multi-frame file gives frame floor(frames / 2), or with frames 'all' each "
+    "frame on its own, named file#frame=N (N from 0). Monochrome: the modality LUT "
     "(rescale slope and intercept; Hounsfield units for CT), then the window named by "
     "'window' (see below), then MONOCHROME1 inverted (255 - v); Pixel Padding Value pixels "
     "are 0. RGB and YBR: RGB as decoded by pydicom, scaled from BitsStored to 8 bits; "
@@ -122,12 +123,44 @@ def to_rgb(img: Image.Image, window: str = "file") -> Image.Image:
     return img.convert("RGB")
 
 
-def read_image(path: str | Path, window: str = "file") -> Image.Image:
+FRAMES = ("middle", "all")
+_FRAME_MARK = "#frame="
+
+
+def image_key(path: str | Path, frame: int | None = None) -> str:
+    """How one image is named in split.json and predictions: the file, and for a frame of a
+    multi-frame DICOM taken on its own, ``file#frame=N`` (N from 0)."""
+    return str(path) if frame is None else f"{path}{_FRAME_MARK}{frame}"
+
+
+def parse_image_key(key: str) -> tuple[Path, int | None]:
+    """The file and frame of an :func:`image_key`."""
+    head, mark, tail = str(key).rpartition(_FRAME_MARK)
+    if mark and tail.isdigit():
+        return Path(head), int(tail)
+    return Path(key), None
+
+
+def image_entries(key: str | Path, frames: str = "middle") -> list[tuple[Path, int | None]]:
+    """The images one file (or image key) stands for: ``(file, None)``, or with frames
+    'all' one ``(file, frame)`` per frame of a multi-frame DICOM."""
+    path, frame = parse_image_key(str(key))
+    if frame is not None or frames != "all" or not dicom.is_dicom(path):
+        return [(path, frame)]
+    try:
+        count = dicom.frames_of(path)
+    except dicom.DicomError:
+        return [(path, None)]  # reading it will say why
+    return [(path, None)] if count == 1 else [(path, k) for k in range(count)]
+
+
+def read_image(path: str | Path, window: str = "file", frame: int | None = None) -> Image.Image:
     """Read an image file as an upright 8-bit RGB picture, high bit depths (DICOM, 16-bit
     PNG/TIFF) through ``window`` (see :mod:`tlstudio.pixels.windows`).
 
     Raises :class:`ImageReadError` with a user-readable reason for empty, truncated,
     unrecognised, oversized, undecodable or unsupported files. Never writes anything.
+    ``frame`` picks one frame of a multi-frame DICOM (default: the middle one).
     """
     path = Path(path)
     try:
@@ -141,7 +174,9 @@ def read_image(path: str | Path, window: str = "file") -> Image.Image:
     except WindowError as exc:
         raise ImageReadError(str(exc)) from exc
     if dicom.is_dicom(path):
-        return _read_dicom(path, windows)
+        return _read_dicom(path, windows, frame)
+    if frame not in (None, 0):
+        raise ImageReadError(f"frame {frame} asked for, but only DICOM files have frames")
     try:
         with Image.open(path) as img:
             fmt = img.format
@@ -174,9 +209,9 @@ def read_image(path: str | Path, window: str = "file") -> Image.Image:
     return rgb
 
 
-def _read_dicom(path: Path, windows: tuple[Window, ...]) -> Image.Image:
+def _read_dicom(path: Path, windows: tuple[Window, ...], frame: int | None) -> Image.Image:
     try:
-        array = dicom.to_rgb_array(path, windows, MAX_PIXELS)
+        array = dicom.to_rgb_array(path, windows, MAX_PIXELS, frame)
     except dicom.DicomError as exc:
         raise ImageReadError(str(exc)) from exc
     except MemoryError as exc:
@@ -209,7 +244,9 @@ def centre_offsets(side_h: int, side_w: int, h: int, w: int) -> tuple[int, int]:
     return (side_h - h) // 2, (side_w - w) // 2
 
 
-__all__ = ["ACCEPTED_FORMATS", "IMAGE_EXTENSIONS", "PRESETS", "RESAMPLE", "RULE", "RULE_STEPS",
+__all__ = ["ACCEPTED_FORMATS", "FRAMES", "IMAGE_EXTENSIONS", "PRESETS", "image_entries",
+           "image_key",
+           "parse_image_key", "RESAMPLE", "RULE", "RULE_STEPS",
            "WINDOW_HELP", "ImageReadError", "WindowError", "centre_offsets", "dicom",
            "looks_like_image", "parse_window", "prepared_side", "prepared_square",
            "read_image", "to_rgb"]

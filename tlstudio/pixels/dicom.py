@@ -91,11 +91,29 @@ def _decoded(ds) -> np.ndarray:
                          f"({uid or '?'}): {first}{hint}") from exc
 
 
-def _middle_frame(ds, array: np.ndarray, colour: bool) -> np.ndarray:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+def frame_count(ds) -> int:
+    try:
+        return max(1, int(ds.get("NumberOfFrames", 1) or 1))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _pick_frame(ds, array: np.ndarray, colour: bool, frame: int | None) -> np.ndarray:
+    """The asked frame of a multi-frame file; the middle one when none is asked."""
+    frames = frame_count(ds)
     if frames > 1 and array.ndim == (4 if colour else 3):
-        return array[frames // 2]
+        index = frames // 2 if frame is None else frame
+        if not 0 <= index < frames:
+            raise DicomError(f"frame {index} asked for, but the file holds {frames} frames")
+        return array[index]
+    if frame not in (None, 0):
+        raise DicomError(f"frame {frame} asked for, but the file holds one frame")
     return array
+
+
+def frames_of(path: Path) -> int:
+    """How many frames a DICOM file holds (header only)."""
+    return frame_count(_read(path, pixels=False))
 
 
 def _first(value) -> float | None:
@@ -141,7 +159,8 @@ def _colour(ds, array: np.ndarray) -> np.ndarray:
     return np.clip(array, 0, 255).astype(np.uint8)
 
 
-def to_rgb_array(path: Path, windows: tuple[Window, ...], max_pixels: int) -> np.ndarray:
+def to_rgb_array(path: Path, windows: tuple[Window, ...], max_pixels: int,
+                 frame: int | None = None) -> np.ndarray:
     """``(H, W, 3)`` uint8 by the pixel rule; raises :class:`DicomError` with a reason."""
     ds = _read(path, pixels=True)
     try:
@@ -155,8 +174,8 @@ def to_rgb_array(path: Path, windows: tuple[Window, ...], max_pixels: int) -> np
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if samples == 3 or photometric == "PALETTE COLOR":
-        return _colour(ds, _middle_frame(ds, array, colour=samples == 3))
-    raw = _middle_frame(ds, array, colour=False)
+        return _colour(ds, _pick_frame(ds, array, samples == 3, frame))
+    raw = _pick_frame(ds, array, False, frame)
     if raw.ndim != 2:
         raise DicomError(f"unexpected DICOM image shape {raw.shape}")
     from pydicom.pixels import apply_modality_lut
@@ -210,5 +229,5 @@ def patient_group(path: Path) -> str | None:
     return None
 
 
-__all__ = ["DICOM_EXTENSIONS", "DicomError", "WindowError", "facts", "has_preamble",
-           "is_dicom", "patient_group", "stored_window", "to_rgb_array"]
+__all__ = ["DICOM_EXTENSIONS", "DicomError", "WindowError", "facts", "frames_of",
+           "has_preamble", "is_dicom", "patient_group", "stored_window", "to_rgb_array"]

@@ -44,18 +44,18 @@ class ImageCache:
         self.root = Path(root) if root is not None else default_cache_dir()
         self.stats = CacheStats()
 
-    def key(self, path: Path, prep: Preprocessing) -> str:
+    def key(self, path: Path, prep: Preprocessing, frame: int | None = None) -> str:
         st = path.stat()
-        identity = (f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|"
+        identity = (f"{path.resolve()}|{frame}|{st.st_size}|{st.st_mtime_ns}|"
                     f"{prep.prepared_size}|{prep.interpolation}|{prep.pixel_rule}|{prep.window}")
         return hashlib.blake2b(identity.encode(), digest_size=20).hexdigest()
 
     def _file(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.npy"
 
-    def _entry(self, path: Path, prep: Preprocessing) -> Path:
+    def _entry(self, path: Path, prep: Preprocessing, frame: int | None = None) -> Path:
         try:
-            return self._file(self.key(path, prep))
+            return self._file(self.key(path, prep, frame))
         except OSError as exc:
             raise ImageReadError(f"cannot open file ({exc.strerror or exc})") from exc
 
@@ -71,13 +71,14 @@ class ImageCache:
         ok = square.shape == (side, side, 3) and square.dtype == np.uint8
         return square if ok else None
 
-    def has(self, path: Path, prep: Preprocessing) -> bool:
-        return self._load(self._entry(path, prep), prep) is not None
+    def has(self, path: Path, prep: Preprocessing, frame: int | None = None) -> bool:
+        return self._load(self._entry(path, prep, frame), prep) is not None
 
-    def store(self, path: Path, prep: Preprocessing, image) -> np.ndarray:
+    def store(self, path: Path, prep: Preprocessing, image,
+              frame: int | None = None) -> np.ndarray:
         """Prepare a decoded picture and keep it; a full or read-only disk only costs speed."""
         square = prepare(image, prep)
-        file = self._entry(path, prep)
+        file = self._entry(path, prep, frame)
         tmp = file.with_name(f"{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp.npy")
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
@@ -88,16 +89,17 @@ class ImageCache:
             tmp.unlink(missing_ok=True)  # never leave a half-written entry behind
         return square
 
-    def get(self, path: Path, prep: Preprocessing) -> tuple[np.ndarray, bool]:
+    def get(self, path: Path, prep: Preprocessing,
+            frame: int | None = None) -> tuple[np.ndarray, bool]:
         """The prepared square of one image and whether it came from the cache."""
-        square = self._load(self._entry(path, prep), prep)
+        square = self._load(self._entry(path, prep, frame), prep)
         if square is not None:
             return square, True
-        return self.store(path, prep, read_image(path, prep.window)), False
+        return self.store(path, prep, read_image(path, prep.window, frame), frame), False
 
 
 def decode_images(
-    paths: list[Path],
+    paths: list[Path | tuple[Path, int | None]],
     prep: Preprocessing,
     progress: Callable[[int, int], None] | None = None,
     workers: int = 4,
@@ -105,6 +107,7 @@ def decode_images(
     cache: ImageCache | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """All images as an ``(N, S, S, 3)`` uint8 array, and ``{position: reason}`` of failures.
+    An entry is a file, or (file, frame) for one frame of a multi-frame DICOM.
 
     With a cache, unchanged files are read back instead of decoded. Failed positions hold
     zeros; callers drop them. ``check`` is the trainer's stop/pause checkpoint.
@@ -114,11 +117,12 @@ def decode_images(
     failures: dict[int, str] = {}
 
     def work(pos: int) -> tuple[int, str | None, bool]:
+        path, frame = paths[pos] if isinstance(paths[pos], tuple) else (paths[pos], None)
         try:
             if cache is not None:
-                out[pos], hit = cache.get(paths[pos], prep)
+                out[pos], hit = cache.get(path, prep, frame)
             else:
-                out[pos], hit = prepare(read_image(paths[pos], prep.window), prep), False
+                out[pos], hit = prepare(read_image(path, prep.window, frame), prep), False
         except ImageReadError as exc:
             return pos, str(exc), False
         return pos, None, hit

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ...errors import UserError
-from ...pixels import dicom
+from ...pixels import dicom, image_key
 from .cache import ImageCache
 from .images import ImageReadError, looks_like_image, read_image
 from .preprocess import Preprocessing
@@ -40,11 +40,18 @@ class DatasetError(UserError):
 
 @dataclass(frozen=True)
 class Item:
-    """One labeled image. ``group`` keeps related images (one patient) in one split."""
+    """One labeled image. ``group`` keeps related images (one patient) in one split;
+    ``frame`` is set for one frame of a multi-frame DICOM taken on its own."""
 
     path: Path
     label: str
     group: str | None = None
+    frame: int | None = None
+
+    @property
+    def key(self) -> str:
+        """The image's name in split.json and predictions.csv."""
+        return image_key(self.path, self.frame)
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,9 @@ def scan(path: str | Path, progress: Progress | None = None, workers: int = 4,
     else:
         candidates, problems = _candidates_from_folder(path)
         source = "folder"
+    if prep is not None and prep.frames == "all":
+        candidates, frame_problems = _every_frame(candidates)
+        problems += frame_problems
     items, read_problems = _verify(candidates, progress, workers, prep, cache)
     problems += read_problems
     items, dup_problems = _drop_duplicates(items)
@@ -516,18 +526,42 @@ def _csv_columns(header: list[str]) -> tuple[int, int, int | None] | None:
     return path_col, label_col, find(_GROUP_COLUMNS)
 
 
+def _every_frame(candidates: list[Item]) -> tuple[list[Item], list[Problem]]:
+    """Each frame of a multi-frame DICOM as an image of its own, grouped by its patient or,
+    without one, by its file: frames of one file never straddle a split."""
+    out: list[Item] = []
+    problems: list[Problem] = []
+    for item in candidates:
+        if not dicom.is_dicom(item.path):
+            out.append(item)
+            continue
+        try:
+            count = dicom.frames_of(item.path)
+        except dicom.DicomError as exc:
+            problems.append(Problem("unreadable", str(exc), item.path))
+            continue
+        if count == 1:
+            out.append(item)
+            continue
+        group = item.group or dicom.patient_group(item.path) or \
+            "file-" + hashlib.blake2b(str(item.path).encode(), digest_size=8).hexdigest()
+        out += [replace(item, group=group, frame=k) for k in range(count)]
+    return out, problems
+
+
 def _check_one(item: Item, prep: Preprocessing | None = None,
                cache: ImageCache | None = None) -> tuple[Item, str | None, str | None]:
     """Decode fully (truncation shows only at the end) and hash the bytes for duplicates."""
     try:
         window = prep.window if prep is not None else "file"
         if cache is None or prep is None:
-            read_image(item.path, window)
-        elif not cache.has(item.path, prep):
-            cache.store(item.path, prep, read_image(item.path, window))
+            read_image(item.path, window, item.frame)
+        elif not cache.has(item.path, prep, item.frame):
+            cache.store(item.path, prep, read_image(item.path, window, item.frame), item.frame)
         if item.group is None and dicom.is_dicom(item.path):  # a patient stays in one part
             item = replace(item, group=dicom.patient_group(item.path))
-        digest = hashlib.blake2b(item.path.read_bytes(), digest_size=16).hexdigest()
+        content = item.path.read_bytes() + f"|frame {item.frame}".encode()
+        digest = hashlib.blake2b(content, digest_size=16).hexdigest()
     except ImageReadError as exc:
         return item, None, str(exc)
     except OSError as exc:
@@ -546,7 +580,8 @@ def _verify(
         checked = pool.map(lambda c: _check_one(c, prep, cache), candidates)
         for done, (item, digest, error) in enumerate(checked, 1):
             if error is not None:
-                problems.append(Problem("unreadable", error, item.path))
+                where = item.path if item.frame is None else Path(item.key)
+                problems.append(Problem("unreadable", error, where))
             else:
                 good.append((item, digest))
             if progress is not None:

@@ -37,6 +37,8 @@ class Preprocessing:
     pixel_rule: str = RULE
     # Which range of DICOM / 16-bit values becomes 0..255 (tlstudio.pixels.windows).
     window: str = "file"
+    # Multi-frame DICOM: the middle frame, or every frame as an image of its own.
+    frames: str = "middle"
 
     @classmethod
     def from_pretrained_cfg(cls, cfg: dict) -> Preprocessing:
@@ -58,6 +60,7 @@ class Preprocessing:
             crop_pct=float(data["crop_pct"]),
             pixel_rule=str(data.get("pixel_rule", "tlstudio-pixels/1")),
             window=str(data.get("window", "file")),
+            frames=str(data.get("frames", "middle")),
         )
 
     def as_dict(self) -> dict:
@@ -66,8 +69,8 @@ class Preprocessing:
         data["mean"], data["std"] = list(self.mean), list(self.std)
         return data
 
-    def with_window(self, window: str) -> Preprocessing:
-        return replace(self, window=window)
+    def with_window(self, window: str, frames: str = "middle") -> Preprocessing:
+        return replace(self, window=window, frames=frames)
 
     @property
     def prepared_size(self) -> int:

@@ -85,7 +85,7 @@ def split_from_paths(index: DatasetIndex, parts: dict[str, list[str]]) -> Split:
     Fails when a recorded file is no longer among the usable images: continuing on other
     data would give numbers that belong to neither run.
     """
-    position = {str(item.path): pos for pos, item in enumerate(index.items)}
+    position = {item.key: pos for pos, item in enumerate(index.items)}
     out: dict[str, list[int]] = {}
     missing: list[str] = []
     for name in ("train", "val", "test"):

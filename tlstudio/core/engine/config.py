@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
+from ...pixels import FRAMES
 from ...pixels.windows import WindowError, parse_window
 from ..data.preprocess import AUGMENTATIONS
 from ..models.backbones import DEFAULT_BACKBONE
@@ -38,6 +39,7 @@ class TrainConfig:
     label_smoothing: float = 0.1
     augmentation: str = "light"
     window: str = "file"  # DICOM / 16-bit range -> 0..255 (tlstudio.pixels.windows)
+    frames: str = "middle"  # multi-frame DICOM: the middle frame, or all as separate images
     class_weights: bool = False
     patience: int | None = None  # early stopping: epochs without improvement
     val_fraction: float = 0.2
@@ -66,6 +68,8 @@ class TrainConfig:
             parse_window(self.window)
         except WindowError as exc:
             raise ValueError(f"--window: {exc}") from None
+        if self.frames not in FRAMES:
+            raise ValueError(f"--frames must be {' or '.join(FRAMES)}, not '{self.frames}'")
         if self.frozen_paths is not None and self.trainable_paths is not None:
             raise ValueError("give frozen paths or trainable paths, not both")
         defaults = MODE_DEFAULTS[self.mode]

@@ -40,14 +40,15 @@ def prepare_data(index: DatasetIndex, split: Split, prep: Preprocessing, config:
     order = [pos for name in PARTS for pos in parts[name]]
     cache = image_cache(config)
     squares, failures = decode_images(
-        [index.items[p].path for p in order], prep, workers=config.workers,
+        [(index.items[p].path, index.items[p].frame) for p in order], prep,
+        workers=config.workers,
         progress=lambda d, t: emit(StageProgress("decoding images", d, t)),
         check=control.checkpoint, cache=cache,
     )
     if cache is not None and cache.stats.hits:
         emit(Notice(f"{cache.stats.hits} of {len(order)} images read from the cache"))
     for k, reason in failures.items():
-        emit(Notice(f"{index.items[order[k]].path}: {reason}; skipped"))
+        emit(Notice(f"{index.items[order[k]].key}: {reason}; skipped"))
     where = {pos: k for k, pos in enumerate(order)}
     targets = index.targets()
     arrays, positions = {}, {}

@@ -69,6 +69,7 @@ def preprocessing_spec(run: LoadedRun) -> dict:
     return {
         "pixel_rule": {"id": prep.pixel_rule, "steps": list(pixels.RULE_STEPS)},
         "window": prep.window,
+        "frames": prep.frames,
         "input_size": list(prep.input_size),
         "resize": prep.interpolation,
         "crop_pct": prep.crop_pct,
@@ -106,12 +107,13 @@ def parity(run: LoadedRun, model_file: Path, paths: list[Path]) -> tuple[float, 
     app = Predictor(run)
     exported = export_runtime.ExportedModel.load(model_file)
     ours = [r for r in app.predict(paths) if not r.error]
-    theirs = {r["path"]: r for r in exported.predict([Path(r.path) for r in ours])}
+    theirs = {pixels.image_key(r["path"], r.get("frame")): r
+              for r in exported.predict([r.key for r in ours])}
     if not ours:
         raise ExportError("no validation image could be read for the parity check")
     same, worst = 0, 0.0
     for r in ours:
-        other = theirs[r.path]
+        other = theirs[r.key]
         if other.get("error"):  # the runtime could not read what the app read: a mismatch
             worst = 1.0
             continue
@@ -187,7 +189,7 @@ def _export_into(out: Path, run: LoadedRun, run_dir: Path, fmt: str,
 
     step("checking the exported model against the app on the validation images")
     split = json.loads((run_dir / "split.json").read_text())
-    paths = [Path(p) for p in split["val"]]
+    paths = list(split["val"])  # image keys: files, or file#frame=N
     agreement, max_diff = parity(run, model_file, paths)
     result = ExportResult(out, model_file, agreement, max_diff, len(paths))
     report = {"format": fmt, "images": len(paths), "agreement": agreement,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...pixels import image_entries, image_key, parse_image_key
 from ..data.images import ImageReadError, looks_like_image, read_image
 from ..data.preprocess import prepare
 from ..engine.device import DeviceSetup, pick_device
@@ -21,12 +22,19 @@ class Prediction:
     label: str | None
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    frame: int | None = None  # one frame of a multi-frame DICOM (runs trained on all frames)
+
+    @property
+    def key(self) -> str:
+        return image_key(self.path, self.frame)
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probabilities.items(), key=lambda kv: -kv[1])[:k]
 
     def as_dict(self) -> dict:
         data = {"path": self.path, "label": self.label, "probabilities": self.probabilities}
+        if self.frame is not None:
+            data["frame"] = self.frame
         if self.error:
             data["error"] = self.error
         return data
@@ -37,7 +45,9 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     out: list[Path] = []
     for raw in paths:
         path = Path(raw).expanduser()
-        if path.is_dir():
+        if parse_image_key(str(raw))[1] is not None:  # one frame, named by its key
+            out.append(Path(str(raw)))
+        elif path.is_dir():
             out.extend(
                 sorted(f for f in path.rglob("*") if f.is_file() and looks_like_image(f)
                        and not any(part.startswith(".") for part in f.relative_to(path).parts))
@@ -70,27 +80,29 @@ class Predictor:
 
     def predict(self, paths: list[str | Path], batch_size: int = 32,
                 should_stop: Callable[[], None] | None = None) -> list[Prediction]:
-        """``should_stop`` is called between batches and may raise to abandon the request."""
-        files = expand_paths(paths)
+        """``should_stop`` is called between batches and may raise to abandon the request.
+        Paths may be files, folders or image keys (``file#frame=N``)."""
+        prep = self.run.preprocessing
+        entries = [entry for raw in paths for file in expand_paths([raw])
+                   for entry in image_entries(file, prep.frames)]
         results: list[Prediction] = []
-        for start in range(0, len(files), batch_size):
+        for start in range(0, len(entries), batch_size):
             if should_stop is not None:
                 should_stop()
-            chunk = files[start : start + batch_size]
             squares, ok = [], []
-            for file in chunk:
+            for file, frame in entries[start : start + batch_size]:
                 try:
-                    prep = self.run.preprocessing
-                    squares.append(prepare(read_image(file, prep.window), prep))
-                    ok.append(file)
+                    squares.append(prepare(read_image(file, prep.window, frame), prep))
+                    ok.append((file, frame))
                 except ImageReadError as exc:
-                    results.append(Prediction(str(file), None, error=str(exc)))
+                    results.append(Prediction(str(file), None, error=str(exc), frame=frame))
             if ok:
                 probs = self.probabilities(np.stack(squares))
-                for file, p in zip(ok, probs, strict=True):
+                for (file, frame), p in zip(ok, probs, strict=True):
                     results.append(Prediction(
                         str(file), self.classes[int(p.argmax())],
                         {c: float(v) for c, v in zip(self.classes, p, strict=True)},
+                        frame=frame,
                     ))
-        order = {str(f): i for i, f in enumerate(files)}
-        return sorted(results, key=lambda r: order.get(r.path, 0))
+        order = {image_key(f, k): i for i, (f, k) in enumerate(entries)}
+        return sorted(results, key=lambda r: order.get(r.key, 0))

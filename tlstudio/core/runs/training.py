@@ -81,6 +81,11 @@ def _fan_out(listeners: Iterable[Listener]):
     return emit
 
 
+def preprocessing_for(config: TrainConfig):
+    """The backbone's preprocessing with the run's pixel choices (window, frames)."""
+    return get_spec(config.backbone).preprocessing().with_window(config.window, config.frames)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -159,7 +164,7 @@ def resume(run_dir: str | Path, listeners: Iterable[Listener] = (),
                 config.device = device
             config = config.resolved()
             pick_device(config.device, config.amp)
-            prep = get_spec(config.backbone).preprocessing().with_window(config.window)
+            prep = preprocessing_for(config)
             check_pixel_rule(saved, run_dir)
             index = _scan(saved["dataset"]["root"], config, prep, emit)
             if index.classes != saved["classes"]:
@@ -243,7 +248,7 @@ def _scan(dataset, config: TrainConfig, prep, emit) -> DatasetIndex:
 
 def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
     seed_everything(config.seed)
-    prep = get_spec(config.backbone).preprocessing().with_window(config.window)
+    prep = preprocessing_for(config)
     index = dataset if isinstance(dataset, DatasetIndex) else _scan(dataset, config, prep, emit)
     unused = index.unused()
     if unused:
@@ -261,7 +266,7 @@ def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
 def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) -> TrainResult:
     seed_everything(config.seed)
     spec = get_spec(config.backbone)
-    prep = spec.preprocessing().with_window(config.window)
+    prep = preprocessing_for(config)
     emit(StageProgress("loading backbone", 0, 1))
     if state is not None:  # every weight comes from the saved state, before any
         model = build_model(spec, len(index.classes), pretrained=False)  # frozen pass
@@ -316,7 +321,7 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
             prepared.test_targets, index.classes)
         result["test"] = test_metrics
         result["test_accuracy"] = test_metrics["accuracy"]
-    record.write_predictions([str(index.items[p].path) for p in prepared.positions["val"]],
+    record.write_predictions([index.items[p].key for p in prepared.positions["val"]],
                              val_y, probs, index.classes)
     record.write_json("metrics.json", result)
     emit(Finished(str(out_dir), result, stopped_early=fit.stopped_early,
@@ -344,7 +349,7 @@ def _write_config(record, config, spec, index, split, prep, plan, model, setup) 
             "problems": [str(p) for p in index.problems],
         },
     })
-    record.write_json(SPLIT, {name: [str(index.items[p].path) for p in pos]
+    record.write_json(SPLIT, {name: [index.items[p].key for p in pos]
                               for name, pos in split.as_dict().items()})
 
 

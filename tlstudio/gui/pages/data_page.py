@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -28,7 +29,7 @@ from ...core.data.dataset import DatasetError, scan
 from ...core.data.images import ImageReadError
 from ...core.data.samples import sample_dataset
 from ...core.data.split import make_split
-from ...pixels import PRESETS
+from ...pixels import PRESETS, parse_image_key
 from ..state import settings
 from ..widgets import DropZone, hint, image_facts, thumbnail, title
 from ..workers import LatestTask, run_task
@@ -193,7 +194,18 @@ class DataPage(Page):
             spin.editingFinished.connect(self._window_chosen)
             row.addWidget(QLabel(label))
             row.addWidget(spin)
+        self.all_frames = QCheckBox("every frame")
+        self.all_frames.setToolTip("Multi-frame DICOM: take every frame as an image of its own "
+                                   "(frames of one file stay in one part of the split); "
+                                   "otherwise the middle frame")
+        self.all_frames.toggled.connect(self._frames_chosen)
+        row.addWidget(self.all_frames)
         return row
+
+    def _frames_chosen(self, every: bool) -> None:
+        self.state.set_frames("all" if every else "middle")
+        if self.state.index is not None and not self.scanning:
+            self.load(self.state.index.root, remember=False)
 
     def window_text(self) -> str:
         choice = self.window_combo.currentData()
@@ -223,11 +235,12 @@ class DataPage(Page):
         item = self.thumbs.currentItem()
         if item is None:
             return
-        path, window = Path(item.data(Qt.ItemDataRole.UserRole)), self.state.window
+        path, frame = parse_image_key(item.data(Qt.ItemDataRole.UserRole))
+        window = self.state.window
 
         def work(token):
             token.check()
-            return path, thumbnail(path, PREVIEW, window), image_facts(path)
+            return path, thumbnail(path, PREVIEW, window, frame), image_facts(path)
 
         self._preview_task.start(work, on_done=self._show_preview,
                                  on_error=lambda message: self._show_preview_error(message))
@@ -293,7 +306,7 @@ class DataPage(Page):
         # Decoding to check each image also fills the cache for the chosen backbone, so
         # training does not decode again. The newest request wins: a slower earlier scan
         # stops at its next image and its answer is dropped.
-        prep = self.state.spec.preprocessing().with_window(self.state.window)
+        prep = self.state.spec.preprocessing().with_window(self.state.window, self.state.frames)
         self._scan.start(
             lambda token, progress: scan(path, progress=progress, prep=prep,
                                          cache=ImageCache()),
@@ -408,10 +421,10 @@ class DataPage(Page):
         index = self.state.index
         if index is None or not label:
             return
-        paths = [item.path for item in index.items if item.label == label][:THUMBS_PER_CLASS]
+        paths = [item for item in index.items if item.label == label][:THUMBS_PER_CLASS]
         self._next_chunk(self._thumb_generation, paths, 0)
 
-    def _next_chunk(self, generation: int, paths: list[Path], start: int) -> None:
+    def _next_chunk(self, generation: int, paths: list, start: int) -> None:
         if generation != self._thumb_generation or start >= len(paths):
             return
         chunk = paths[start : start + THUMB_CHUNK]
@@ -420,23 +433,24 @@ class DataPage(Page):
 
         def work():
             out = []
-            for p in chunk:
+            for item in chunk:
                 try:
-                    out.append((p, thumbnail(p, 96, window), None))
+                    out.append((item, thumbnail(item.path, 96, window, item.frame), None))
                 except ImageReadError as exc:
-                    out.append((p, None, str(exc)))
+                    out.append((item, None, str(exc)))
             return out
 
         def done(result):
             if generation != self._thumb_generation:
                 return
-            for path, image, error in result:
+            for entry, image, error in result:
                 icon = QIcon(QPixmap.fromImage(image)) if image is not None else QIcon()
-                item = QListWidgetItem(icon, path.name)
-                item.setToolTip(str(path) if error is None else f"{path}: {error}")
-                item.setData(Qt.ItemDataRole.UserRole, str(path))
+                name = entry.path.name + (f" #{entry.frame}" if entry.frame is not None else "")
+                item = QListWidgetItem(icon, name)
+                item.setToolTip(entry.key if error is None else f"{entry.key}: {error}")
+                item.setData(Qt.ItemDataRole.UserRole, entry.key)
                 self.thumbs.addItem(item)
-                if str(path) == self._reselect:
+                if entry.key == self._reselect:
                     self.thumbs.setCurrentItem(item)
             if self.thumbs.currentItem() is None and self.thumbs.count():
                 self.thumbs.setCurrentRow(0)  # the preview shows one image from the start

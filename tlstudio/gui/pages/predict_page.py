@@ -140,7 +140,9 @@ class PredictPage(Page):
         for column in (2, 3):
             self.table.setColumnHidden(column, column > shown)
         for r, result in enumerate(results, start):
-            self.table.setItem(r, 0, QTableWidgetItem(Path(result.path).name))
+            name = Path(result.path).name + (f" #{result.frame}" if result.frame is not None
+                                             else "")
+            self.table.setItem(r, 0, QTableWidgetItem(name))
             if result.error:
                 self.table.setItem(r, 1, QTableWidgetItem(f"unreadable: {result.error}"))
                 continue
@@ -158,7 +160,9 @@ class PredictPage(Page):
             return
         result = self.results[rows[0].row()]
         try:
-            self.preview.setPixmap(QPixmap.fromImage(thumbnail(result.path, 320)))
+            window = self.predictor.run.preprocessing.window if self.predictor else "file"
+            self.preview.setPixmap(QPixmap.fromImage(
+                thumbnail(result.path, 320, window, result.frame)))
         except ImageReadError as exc:
             self.preview.setText(str(exc))
         if result.error:

@@ -27,6 +27,7 @@ from ...core.data.images import ImageReadError
 from ...core.runs.export import export_run
 from ...core.runs.history import read_config, read_metrics, read_predictions
 from ...errors import UserError
+from ...pixels import parse_image_key
 from ..widgets import thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
@@ -189,13 +190,15 @@ class ResultsPage(Page):
         wrong.sort(key=lambda row: -row.confidence)  # the most confident mistakes first
         self.gallery_title.setText(f"Misclassified validation images ({len(wrong)})")
         shown = wrong[:GALLERY_LIMIT]
+        window = config.get("preprocessing", {}).get("window", "file")  # as the model saw
 
         def thumbnails(token):
             out = []
             for row in shown:
                 token.check()
                 try:
-                    out.append((row, thumbnail(row.path, 96)))
+                    path, frame = parse_image_key(row.path)
+                    out.append((row, thumbnail(path, 96, window, frame)))
                 except ImageReadError as exc:  # moved or unreadable since training
                     log.info("no thumbnail for %s: %s", row.path, exc)
                     out.append((row, None))
