@@ -75,8 +75,32 @@ def main() -> int:
     window.predict_page.predict_paths([sample[0].path, sample[-1].path, sample[5].path])
     wait_until(app, lambda: window.predict_page.table.rowCount() == 3)
     shot("6-predict")
+    dicom_shot(app, window, shot)
     window.close()
     return 0
+
+
+def dicom_shot(app, window, shot) -> None:
+    """The Data step on real CT and MR (pydicom's and pydicom-data's test files), the CT
+    slice previewed through the window stored in it."""
+    from pydicom.data import get_testdata_file
+
+    folder = Path(tempfile.mkdtemp(prefix="tlstudio-dicom-"))
+    for label, names in (("ct", ["693_J2KR.dcm", "CT_small.dcm", "J2K_pixelrep_mismatch.dcm",
+                                 "explicit_VR-UN.dcm", "eCT_Supplemental.dcm"]),
+                         ("mr", ["MR2_J2KR.dcm", "MR_small.dcm", "emri_small.dcm",
+                                 "MR-SIEMENS-DICOM-WithOverlays.dcm", "examples_overlay.dcm"])):
+        (folder / label).mkdir(parents=True)
+        for name in names:
+            (folder / label / name).write_bytes(Path(get_testdata_file(name)).read_bytes())
+    data = window.data_page
+    window.go(0)
+    data.load(folder)
+    wait_until(app, lambda: window.state.index is not None and data.thumbs.count() >= 5)
+    first = data.thumbs.item(0)
+    data.thumbs.setCurrentItem(first)
+    wait_until(app, lambda: first.text() in data.facts_label.text())
+    shot("1-data-dicom")
 
 
 if __name__ == "__main__":

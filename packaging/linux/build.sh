@@ -28,7 +28,7 @@ step "icons"
 "$PY" packaging/make_icons.py build/icons
 
 step "PyInstaller one-folder app"
-TLSTUDIO_REQUIRE_SAMPLE=1 "$PY" -m PyInstaller --noconfirm --log-level WARN \
+TLSTUDIO_REQUIRE_SAMPLE=1 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
     --distpath dist --workpath build/pyinstaller packaging/tlstudio.spec
 
 step ".tar.gz"
