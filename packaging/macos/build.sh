@@ -19,7 +19,7 @@ ARCH=$(uname -m)
 "$PY" packaging/make_icons.py build/icons
 # The spec passes TLSTUDIO_CODESIGN_IDENTITY and entitlements.plist to PyInstaller, which
 # signs every collected binary and the bundle (hardened runtime when an identity is given).
-TLSTUDIO_REQUIRE_SAMPLE=1 "$PY" -m PyInstaller --noconfirm --distpath dist \
+TLSTUDIO_REQUIRE_SAMPLE=1 "$PY" -m PyInstaller --noconfirm --clean --distpath dist \
     --workpath build/pyinstaller packaging/tlstudio.spec
 APP=dist/tlstudio.app
 

@@ -16,7 +16,7 @@ if ($LASTEXITCODE -ne 0) { throw "pip failed" }
 
 & $py packaging\make_icons.py build\icons
 $env:TLSTUDIO_REQUIRE_SAMPLE = "1"
-& $py -m PyInstaller --noconfirm --distpath dist --workpath build\pyinstaller packaging\tlstudio.spec
+& $py -m PyInstaller --noconfirm --clean --distpath dist --workpath build\pyinstaller packaging\tlstudio.spec
 if ($LASTEXITCODE -ne 0) { throw "PyInstaller failed" }
 
 & $py packaging\check_bundle.py dist\tlstudio
