@@ -34,9 +34,9 @@ def test_each_image_is_decoded_once(shapes_folder, tmp_path, monkeypatch):
     decoded: list = []
     real = images_module.read_image
 
-    def counting(path):
+    def counting(path, *args):
         decoded.append(str(path))
-        return real(path)
+        return real(path, *args)
 
     for module in ("tlstudio.core.data.dataset", "tlstudio.core.data.cache"):
         monkeypatch.setattr(f"{module}.read_image", counting)

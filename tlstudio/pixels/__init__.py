@@ -9,9 +9,11 @@ outside can reimplement it.
 Formats are recognised by content (Pillow sniffs the header; DICOM has its DICM preamble
 or a DICOM name), so a ``.jpg`` that is really a PNG reads fine and a text file named
 ``.png`` is refused with a reason. DICOM goes through :mod:`.dicom`, high bit depths through
-the window of :mod:`.windows`. A change to what this module does to pixels must change :data:`RULE`: runs and
-exports record it, the image cache keys on it, and a run made under another rule is refused
-rather than fed different pixels.
+the window of :mod:`.windows`.
+
+A change to what this module does to pixels must change :data:`RULE`: runs and exports record
+it, the image cache keys on it, and a run made under another rule is refused rather than fed
+different pixels.
 """
 
 from __future__ import annotations

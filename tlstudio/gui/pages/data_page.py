@@ -124,7 +124,6 @@ class DataPage(Page):
         self.thumbs.setSpacing(4)
         self.thumbs.currentItemChanged.connect(self._preview_selected)
         right_layout.addWidget(self.thumbs, 1)
-        right_layout.addLayout(self._window_controls())
         preview_row = QHBoxLayout()
         self.preview = QLabel("Select an image to see it as the model will, with its "
                               "header facts.")
@@ -144,6 +143,7 @@ class DataPage(Page):
         splitter.addWidget(right)
         splitter.setSizes([420, 520])
         layout.addWidget(splitter, 1)
+        layout.addLayout(self._window_controls())  # full width: the window's minimum stays small
 
         split_row = QHBoxLayout()
         split_row.addWidget(QLabel("Validation share:"))
@@ -169,7 +169,10 @@ class DataPage(Page):
     def _window_controls(self) -> QHBoxLayout:
         """Window for DICOM and 16-bit images: stored, automatic, a CT preset, or custom."""
         row = QHBoxLayout()
-        row.addWidget(QLabel("Window (DICOM, 16-bit):"))
+        label = QLabel("Window:")
+        label.setToolTip("For DICOM and 16-bit images: which range of values becomes black "
+                         "to white")
+        row.addWidget(label)
         self.window_combo = QComboBox()
         self.window_combo.addItem("stored in each file", "file")
         self.window_combo.addItem("automatic (0.5–99.5 %)", "auto")
@@ -182,6 +185,9 @@ class DataPage(Page):
             "Which range of values becomes black to white. Recorded with the run and used "
             "the same way by Predict and the exported model.")
         self.window_combo.activated.connect(self._window_chosen)
+        self.window_combo.setSizeAdjustPolicy(  # long preset names must not widen the window
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.window_combo.setMinimumContentsLength(10)
         row.addWidget(self.window_combo, 1)
         self.centre_spin, self.width_spin = QDoubleSpinBox(), QDoubleSpinBox()
         for spin, label, low, value in ((self.centre_spin, "C", -5000.0, 40.0),
