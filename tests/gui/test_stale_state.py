@@ -26,8 +26,8 @@ def _other_dataset(root):
     return root
 
 
-def _train_in_the_studio(qtbot, window, folder):
-    """What a user does: load a folder, take the defaults (linear probe), press Start."""
+def _on_the_train_step(qtbot, window, folder, epochs: int):
+    """What a user does: load a folder, take the defaults (linear probe), open Train."""
     window.data_page.load(folder)
     qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
     qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)
@@ -35,8 +35,14 @@ def _train_in_the_studio(qtbot, window, folder):
     qtbot.waitUntil(lambda: window.layers_page.tree_model is not None, timeout=60_000)
     window.go(3)
     page = window.train_page
-    page.epochs.setValue(3)
+    page.epochs.setValue(epochs)
     page.batch.setValue(8)
+    return page
+
+
+def _train_in_the_studio(qtbot, window, folder):
+    """...and press Start, then wait for the run."""
+    page = _on_the_train_step(qtbot, window, folder, epochs=3)
     page.start()
     qtbot.waitUntil(lambda: window.state.run_dir is not None and not page.running,
                     timeout=LONG)
@@ -140,15 +146,7 @@ def test_a_failed_run_leaves_no_previous_results_on_show(qtbot, window, tmp_path
 
 def test_a_run_that_ends_after_the_choices_changed_is_not_shown(qtbot, window, tmp_path):
     folder = make_shapes_folder(tmp_path / "a", per_class=12)
-    window.data_page.load(folder)
-    qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
-    qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)
-    window.go(2)
-    qtbot.waitUntil(lambda: window.layers_page.tree_model is not None, timeout=60_000)
-    window.go(3)
-    page = window.train_page
-    page.epochs.setValue(30)
-    page.batch.setValue(8)
+    page = _on_the_train_step(qtbot, window, folder, epochs=30)
     page.start()
     qtbot.waitUntil(lambda: len(page.val_points[0]) >= 1, timeout=LONG)
     window.go(0)
