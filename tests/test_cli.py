@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from .conftest import make_shapes_folder
 
@@ -25,10 +27,10 @@ def test_train_then_predict_from_the_shell(tmp_path):
                        "--mode", "linear-probe", "--epochs", "12", "--batch-size", "16",
                        "--val-fraction", "0.25", "--seed", "1", "--out", run)
     assert trained.returncode == 0, trained.stderr
-    assert "validation accuracy:" in trained.stdout
+    assert "HELD-OUT TEST" in trained.stdout and "95 % CI" in trained.stdout
     assert "epoch 1/12" in trained.stderr  # progress while training
-    accuracy = float(trained.stdout.split("validation accuracy:")[1].split()[0])
-    assert accuracy >= 0.8
+    accuracy = float(trained.stdout.split("HELD-OUT TEST")[1].split("accuracy")[1].split()[0])
+    assert accuracy >= 80.0
 
     predicted = tlstudio("predict", "--run", run, data / "disc", data / "square" / "square_003.png",
                          "--json")
@@ -40,8 +42,17 @@ def test_train_then_predict_from_the_shell(tmp_path):
     assert sum(r["label"] == "disc" for r in rows[:20]) >= 16
     assert rows[-1]["path"].endswith("square_003.png")
 
-    plain = tlstudio("predict", "--run", run, data / "square" / "square_004.png")
-    assert plain.returncode == 0 and "square" in plain.stdout
+    explained = tmp_path / "heat"
+    plain = tlstudio("predict", "--run", run, data / "square" / "square_004.png",
+                     data / "disc" / "disc_001.png", "--explain", explained)
+    assert plain.returncode == 0 and "square" in plain.stdout, plain.stderr
+    for stem in ("square_004", "disc_001"):
+        heat = np.load(explained / f"{stem}.heatmap.npy")
+        assert heat.dtype == np.float32 and heat.shape == (96, 96)  # the original's H x W
+        assert heat.min() >= 0.0 and heat.max() == pytest.approx(1.0)
+        assert Image.open(explained / f"{stem}.overlay.png").size == (96, 96)
+    assert sorted(p.name for p in explained.iterdir()) == sorted(
+        f"{s}.{k}" for s in ("square_004", "disc_001") for k in ("heatmap.npy", "overlay.png"))
 
 
 @pytest.mark.parametrize("args,message", [

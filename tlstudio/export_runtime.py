@@ -83,12 +83,42 @@ def _quiet_onnxruntime():
     return ort
 
 
+def _read_decision(folder: Path, labels: list[str]) -> float | None:
+    """decision.json's threshold (two classes: the probability of ``labels[1]`` that calls
+    it), or None for the highest probability. Missing or damaged: refused, since guessing
+    would call cases the run never called."""
+    where = folder / "decision.json"
+    try:
+        data = json.loads(where.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"{where} is missing: an exported model needs its labels.json, "
+                             "preprocessing.json and decision.json beside it") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelLoadError(f"{where} is damaged ({exc})") from exc
+    threshold = data.get("threshold") if isinstance(data, dict) else "?"
+    if threshold is None:
+        return None
+    if (isinstance(threshold, bool) or not isinstance(threshold, int | float)
+            or not 0.0 <= threshold <= 1.0 or len(labels) != 2
+            or data.get("positive_class") != labels[1]):
+        raise ModelLoadError(f"{where} is damaged: its threshold must be a probability for "
+                             f"the second of two classes in labels.json")
+    return float(threshold)
+
+
 @dataclass
 class ExportedModel:
     path: Path
     labels: list[str]
     preprocessing: dict
     _run: object
+    threshold: float | None = None
+
+    def call(self, probabilities: np.ndarray) -> str:
+        """The answer for one row of probabilities: at the run's threshold, else the top."""
+        if self.threshold is not None:
+            return self.labels[1 if probabilities[1] >= self.threshold else 0]
+        return self.labels[int(np.argmax(probabilities))]
 
     @classmethod
     def load(cls, path: str | Path) -> ExportedModel:
@@ -135,7 +165,7 @@ class ExportedModel:
                 return session.run(["probabilities"], {name: batch})[0]
         else:
             run = _torchscript(path)
-        return cls(path, labels, spec, run)
+        return cls(path, labels, spec, run, _read_decision(folder, labels))
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return np.asarray(self._run(batch.astype(np.float32)))
@@ -172,7 +202,7 @@ class ExportedModel:
                                        error="the model answered NaN or infinity; it is "
                                              "broken and must not be used"))
                         continue
-                    out.append(row(p, frame, label=self.labels[int(probs.argmax())],
+                    out.append(row(p, frame, label=self.call(probs),
                                    probabilities={c: float(v) for c, v in
                                                   zip(self.labels, probs, strict=True)}))
         order = {pixels.image_key(p, f): i for i, (p, f) in enumerate(entries)}

@@ -42,16 +42,17 @@ def _app_predictions(run_dir):
         rows = list(csv.DictReader(fh))
     classes = json.loads((run_dir / "config.json").read_text())["classes"]
     return [r["path"] for r in rows], np.array([[float(r[f"p_{c}"]) for c in classes]
-                                                for r in rows])
+                                                for r in rows]), [r["predicted"] for r in rows]
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 def test_export_reloads_independently_and_agrees(br35h_probe_run, tmp_path, fmt):
     out = tmp_path / fmt
     result = export_run(br35h_probe_run, fmt, out)
-    assert result.ok and result.images == 60
-    for name in ("labels.json", "preprocessing.json", "weights.safetensors", "MODEL_CARD.md",
-                 "parity.json"):
+    split = json.loads((br35h_probe_run / "split.json").read_text())
+    assert result.ok and result.images == len(split["val"]) + len(split["test"]) == 92
+    for name in ("labels.json", "preprocessing.json", "decision.json", "weights.safetensors",
+                 "MODEL_CARD.md", "parity.json"):
         assert (out / name).is_file(), name
     spec = json.loads((out / "preprocessing.json").read_text())
     assert spec["input_size"] == [224, 224] and spec["color"] == "RGB"
@@ -59,7 +60,7 @@ def test_export_reloads_independently_and_agrees(br35h_probe_run, tmp_path, fmt)
     labels = json.loads((out / "labels.json").read_text())
     assert labels == ["no", "yes"]
 
-    paths, app = _app_predictions(br35h_probe_run)
+    paths, app, app_calls = _app_predictions(br35h_probe_run)
     batch = np.stack([_outside_preprocess(p, spec) for p in paths])
     if fmt == "onnx":
         import onnxruntime as ort
@@ -74,9 +75,15 @@ def test_export_reloads_independently_and_agrees(br35h_probe_run, tmp_path, fmt)
         module = torch.jit.load(str(out / "model.pt"))
         with torch.inference_mode():
             exported = module(torch.from_numpy(batch)).numpy()
-    assert exported.shape == (60, 2)
+    assert exported.shape == (92, 2)
     np.testing.assert_allclose(exported.sum(1), 1.0, atol=1e-5)
-    agreement = (exported.argmax(1) == app.argmax(1)).mean()
+    # the temperature is inside the model, the threshold in decision.json: an outside user
+    # gets the run's calibrated probabilities and its calls
+    np.testing.assert_allclose(exported, app, atol=2e-3)
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["positive_class"] == "yes" and 0 < decision["threshold"] < 1
+    calls = [labels[1] if p[1] >= decision["threshold"] else labels[0] for p in exported]
+    agreement = np.mean([a == b for a, b in zip(calls, app_calls, strict=True)])
     assert agreement >= 0.995
     assert np.abs(exported - app).max() < 1e-3
 
@@ -89,7 +96,12 @@ def test_model_card_carries_the_runs_real_numbers(br35h_probe_run, tmp_path):
     matrix = metrics["confusion_matrix"]
     assert f"| no | {matrix[0][0]} | {matrix[0][1]} |" in card
     assert "EfficientNet-Lite0" in card and "Apache-2.0" in card and "ImageNet-1k" in card
-    assert "240 training, 60 validation" in card
+    assert "208 training, 46 validation, 46 test images" in card
+    test = metrics["test"]
+    from tlstudio.core.evaluation.uncertainty import format_ci
+    assert f"Accuracy {format_ci(test['accuracy'], test['accuracy_ci'])}" in card
+    assert "## Held-out test (46 images" in card
+    assert f"at least {test['threshold']:.4f}" in card
     assert "linear probe" in card and "biases of that pretraining data" in card
     parity = json.loads((tmp_path / "e" / "parity.json").read_text())
     assert f"{parity['agreement']:.2%}" in card

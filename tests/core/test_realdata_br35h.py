@@ -24,9 +24,13 @@ pytestmark = [pytest.mark.realdata, pytest.mark.slow]
 
 def test_linear_probe_on_pretrained_lite0_beats_085(br35h_probe_run):
     metrics = json.loads((br35h_probe_run / "metrics.json").read_text())
-    assert metrics["count"] == 60  # 20 % of 300, stratified
+    assert metrics["count"] == 46  # 15 % of 300, stratified
     assert metrics["val_accuracy"] >= 0.85
     assert min(r["recall"] for r in metrics["per_class"].values()) >= 0.75
+    # the headline: 46 held-out images no choice looked at, far from chance with its interval
+    test = metrics["test"]
+    assert test["n"] == 46 and test["accuracy"] >= 0.8 and test["accuracy_ci"][0] > 0.6
+    assert test["roc_auc"] >= 0.85 and test["roc_auc_ci"][0] > 0.7
 
 
 def test_random_init_is_at_least_ten_points_worse(br35h_probe_run, br35h_csv, tmp_path):
@@ -48,10 +52,10 @@ def test_fine_tuning_the_last_stage_ends_no_worse(br35h_probe_run, br35h_csv, tm
     assert result.metrics["epochs_run"] == 2
     assert result.metrics["val_accuracy"] >= start["val_accuracy"]
     assert result.metrics["val_loss"] <= start["val_loss"] + 1e-6
-    # progress is throttled, but every epoch reports its last batch of 7 (240 images / 32)
+    # progress is throttled, but every epoch reports its last batch (208 images / 32)
     last = {e.epoch: e for e in seen if isinstance(e, ev.BatchDone)}
     assert sorted(last) == [1, 2]
-    assert all(e.batch == e.batches == 7 for e in last.values())
+    assert all(e.batch == e.batches == last[1].batches >= 6 for e in last.values())
     # epoch 0 is the starting point; the two trained epochs moved the model away from it
     epochs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in epochs] == [0, 1, 2]

@@ -47,7 +47,49 @@ def test_linear_probe_learns_shapes_and_writes_the_run(shapes_folder, tmp_path):
     run = load_run(out)
     assert run.classes == ["disc", "square"]
     lines = (out / "predictions.csv").read_text().splitlines()
-    assert len(lines) == metrics["count"] + 1 and lines[0].startswith("path,label,predicted")
+    assert len(lines) == metrics["count"] + metrics["test"]["n"] + 1
+    assert lines[0].startswith("part,path,label,predicted")
+    assert {line.split(",")[0] for line in lines[1:]} == {"val", "test"}
+
+
+def test_the_held_out_test_reports_with_intervals_and_the_validation_threshold(
+        shapes_folder, tmp_path):
+    """metrics.json's test block in the shape other tools rely on; the threshold chosen on
+    validation is what predict applies."""
+    out = tmp_path / "run"
+    train(_quick(mode="linear-probe", epochs=10, threshold="sensitivity=1.0"), shapes_folder,
+          out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    split = json.loads((out / "split.json").read_text())
+    test = metrics["test"]
+    assert metrics["headline"] == "test" and test["n"] == len(split["test"]) >= 6
+    assert not set(split["test"]) & (set(split["val"]) | set(split["train"]))
+    for name in ("accuracy", "balanced_accuracy", "roc_auc"):
+        low, high = test[f"{name}_ci"]
+        assert low <= test[name] <= high, name
+    assert test["accuracy"] >= 0.8  # far above chance on images no choice looked at
+    for row in test["per_class"].values():
+        for name in ("sensitivity", "specificity", "ppv", "npv", "f1"):
+            assert f"{name}_ci" in row
+    assert 0.0 < test["threshold"] < 1.0 and test["threshold_rule"] == "sensitivity=1.0"
+    assert test["positive_class"] == "square" and "sensitivity_ci" in test
+    assert metrics["validation"]["sensitivity"] == 1.0  # the target, reached on validation
+    assert test["ece"] >= 0 and test["temperature"] > 0
+    assert np.sum(test["confusion_matrix"]) == test["n"]
+
+    # predict calls 'square' exactly when its calibrated probability reaches the threshold
+    rows = Predictor.from_run(out, device="cpu").predict([shapes_folder])
+    for r in rows:
+        assert r.label == ("square" if r.probabilities["square"] >= test["threshold"]
+                           else "disc")
+    assert abs(sum(rows[0].probabilities.values()) - 1.0) < 1e-6
+
+
+def test_a_threshold_rule_that_cannot_be_applied_is_refused_before_training(
+        shapes_folder, tmp_path):
+    with pytest.raises(TrainingError, match="--threshold"):
+        train(_quick(threshold="sensitivity=2"), shapes_folder, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_predictions_after_reload_match_the_run(shapes_folder, tmp_path):
@@ -59,10 +101,12 @@ def test_predictions_after_reload_match_the_run(shapes_folder, tmp_path):
     assert len(results) == 25
     assert sum(r.label == "disc" for r in results[:24]) >= 20
     assert abs(sum(results[0].probabilities.values()) - 1.0) < 1e-5
-    # the in-run validation probabilities are reproduced from the saved weights
-    row = (out / "predictions.csv").read_text().splitlines()[1].split(",")
-    again = predictor.predict([row[0]])[0]
-    assert again.probabilities[row[2]] == pytest.approx(float(row[3]), abs=1e-4)
+    # the in-run (calibrated) probabilities and calls are reproduced from the saved run
+    for line in (out / "predictions.csv").read_text().splitlines()[1:]:
+        part, path, _, called, confidence = line.split(",")[:5]
+        again = predictor.predict([path])[0]
+        assert again.label == called
+        assert again.probabilities[called] == pytest.approx(float(confidence), abs=1e-4)
 
 
 def test_fine_tune_trains_only_what_is_unfrozen(shapes_folder, tmp_path):

@@ -101,3 +101,18 @@ def test_weighted_auc_handles_ties_and_weights():
     twice = np.array([[1, 1, 2, 1, 1.0]])  # image 2 drawn twice == listed twice
     expanded = roc_auc_score(np.r_[positive, True], np.r_[scores, 0.4])
     assert abs(weighted_auc(scores, positive, twice)[0] - expanded) < 1e-12
+
+
+def test_a_perfect_small_test_part_still_gets_an_honest_interval():
+    """8 of 8 right: the bootstrap collapses to [100, 100]; the interval a reviewer expects
+    (Wilson) goes down to about 68 %."""
+    from tlstudio.core.evaluation.uncertainty import with_intervals
+
+    targets = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    probs = np.eye(2)[targets] * 0.9 + 0.05
+    out = with_intervals(probs, targets, targets, ["a", "b"])
+    assert out["accuracy"] == 1.0
+    low, high = out["accuracy_ci"]
+    assert 0.6 < low < 0.75 and high == 1.0
+    assert out["per_class"]["a"]["sensitivity_ci"][0] < 0.6  # 4 of 4: wide
+    assert out["roc_auc_ci"][0] < 1.0

@@ -59,7 +59,7 @@ def test_results_are_read_without_building_a_model(qtbot, window, shapes, tmp_pa
     window.results_page.on_enter()
     qtbot.waitUntil(lambda: "Accuracy" in window.results_page.summary_label.text(),
                     timeout=30_000)
-    assert "validation images" in window.results_page.summary_label.text()
+    assert "held-out test images" in window.results_page.summary_label.text()
 
 
 def test_the_newest_prediction_request_wins(qtbot, window, shapes, tmp_path, monkeypatch):

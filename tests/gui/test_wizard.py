@@ -30,7 +30,8 @@ def test_whole_wizard(qtbot, window, mri_folder, tmp_path, monkeypatch):
     assert "80 images in 2 classes" in data.summary_label.text()
     assert "no: 40, yes: 40" in data.summary_label.text()
     assert list(data.bars.opts["height"]) == [40, 40]
-    assert "64 for training, 16 for validation" in data.split_label.text()
+    assert "56 for training, 12 for validation, 12 held out for the test" in \
+        data.split_label.text()
     qtbot.waitUntil(lambda: data.thumbs.count() >= 12, timeout=30_000)
     assert window.next_button.isEnabled()
 
@@ -76,22 +77,23 @@ def test_whole_wizard(qtbot, window, mri_folder, tmp_path, monkeypatch):
     assert "Finished" in train.status_label.text()
     assert train.progress.value() == train.progress.maximum()
 
-    # Results: the matrix counts every validation image once
+    # Results: the held-out test first; its matrix counts every test image once
     click(qtbot, window.next_button)
     results = window.results_page
     matrix = results.matrix_plot.matrix
-    assert matrix.sum() == 16 == results.metrics["count"]  # 20 % of 80
+    assert matrix.sum() == 12 == results.metrics["test"]["n"]  # 15 % of 80
     accuracy = np.trace(matrix) / matrix.sum()
-    assert f"Accuracy {accuracy:.1%}" in results.summary_label.text()
+    assert f"Accuracy {accuracy * 100:.1f} %" in results.summary_label.text()
+    assert "held-out test images" in results.summary_label.text()
     assert results.table.rowCount() == 2
     assert results.table.item(0, 0).text() == "no"
     # Export from the Results step: the parity figure is shown to the user
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     results.format_combo.setCurrentText("onnx")
     click(qtbot, results.export_button)
-    qtbot.waitUntil(lambda: "validation images" in results.export_label.text()
+    qtbot.waitUntil(lambda: "test images" in results.export_label.text()
                     or "refused" in results.export_label.text(), timeout=120_000)
-    assert "same answer as the app on 100.0% of 16" in results.export_label.text()
+    assert "same answer as the app on 100.0% of 24" in results.export_label.text()
     assert list(tmp_path.glob("*-onnx/model.onnx"))
 
     # Predict: drop one image on the window

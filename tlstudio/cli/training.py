@@ -80,8 +80,12 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float)
-    p.add_argument("--val-fraction", type=float, default=0.2)
-    p.add_argument("--test-fraction", type=float, default=0.0)
+    p.add_argument("--val-fraction", type=float, default=0.15,
+                   help="share of images (or patients) that choose the epoch, temperature and "
+                        "threshold (default 0.15)")
+    p.add_argument("--test-fraction", type=float, default=0.15,
+                   help="share held out for the headline results; 0 reports on validation "
+                        "only (default 0.15)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augmentation", default="light",
                    choices=["none", "light", "photo", "grayscale-medical"])
@@ -94,6 +98,11 @@ def _add_train(sub) -> None:
     p.add_argument("--frames", default="middle", choices=["middle", "all"],
                    help="multi-frame DICOM: the middle frame (default), or every frame as an "
                         "image of its own (frames of one file stay in one part of the split)")
+    p.add_argument("--threshold", default="youden", metavar="RULE",
+                   help="two classes: how validation picks the probability that calls the "
+                        "second class: youden (default), sensitivity=S or specificity=S (the "
+                        "highest/lowest threshold reaching S on validation); predict and "
+                        "export use it")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weights", action="store_true", help="balance classes in the loss")
     p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
@@ -145,7 +154,8 @@ def _config_from(args):
         augmentation=args.augmentation, window=args.window, frames=args.frames,
         class_weights=args.class_weights,
         patience=args.patience, val_fraction=args.val_fraction,
-        test_fraction=args.test_fraction, seed=args.seed, device=args.device,
+        test_fraction=args.test_fraction, threshold=args.threshold, seed=args.seed,
+        device=args.device,
         amp=not args.no_amp, init_from=args.init_from,
     )
 
@@ -197,13 +207,8 @@ def _report_training(result, stopper: StopOnSignal) -> int:
         return EXIT_STOPPED
     m = result.metrics
     print(f"run: {result.run_dir}")
-    print(f"validation accuracy: {m['val_accuracy']:.4f}  loss: {m['val_loss']:.4f}  "
-          f"(best epoch {m['best_epoch']} of {m['epochs_run']}, {m['count']} images)")
-    for name, row in m["per_class"].items():
-        print(f"  {name:>20}: precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
-              f"f1 {row['f1']:.3f}  n={row['support']}")
-    if "test_accuracy" in m:
-        print(f"test accuracy: {m['test_accuracy']:.4f}")
+    for line in results_text(m):
+        print(line)
     if result.cancelled:
         print(f"stopped after epoch {m['epochs_run']}; the best checkpoint and these results "
               f"are saved; {resume_hint}", file=sys.stderr)
@@ -211,3 +216,44 @@ def _report_training(result, stopper: StopOnSignal) -> int:
     return 0
 
 
+
+
+def results_text(m: dict) -> list[str]:
+    """What a run measured, held-out test first (with its intervals); validation, which chose
+    the epoch, temperature and threshold, after it and named as such."""
+    from ..core.evaluation.uncertainty import format_ci
+
+    lines = []
+    t = m.get("test")
+    if t:
+        lines.append(f"HELD-OUT TEST ({t['n']} images, never used to choose anything; 95 % CI "
+                     f"by bootstrap over {t['intervals']['resampled']}):")
+        lines.append(f"  accuracy           {format_ci(t['accuracy'], t['accuracy_ci'])}")
+        lines.append(f"  balanced accuracy  "
+                     f"{format_ci(t['balanced_accuracy'], t['balanced_accuracy_ci'])}")
+        if t.get("roc_auc") is not None:
+            lines.append(f"  ROC AUC            "
+                         f"{format_ci(t['roc_auc'], t['roc_auc_ci'], percent=False)}")
+        if t.get("threshold") is not None:
+            lines.append(f"  at threshold {t['threshold']:.4f} for '{t['positive_class']}' "
+                         f"({t['threshold_rule']}, chosen on validation):")
+            lines.append(f"    sensitivity      {format_ci(t['sensitivity'], t['sensitivity_ci'])}")
+            lines.append(f"    specificity      {format_ci(t['specificity'], t['specificity_ci'])}")
+        lines.append(f"  calibration error  {t['ece']:.3f} (temperature {t['temperature']:.2f}; "
+                     f"{t['ece_uncalibrated']:.3f} before)")
+        for name, row in t["per_class"].items():
+            lines.append(f"  {name:>18}: sensitivity {format_ci(row['sensitivity'], None)}  "
+                         f"PPV {format_ci(row['ppv'], None)}  "
+                         f"F1 {format_ci(row['f1'], None)}  n={row['support']}")
+    else:
+        lines.append("no test part was held out (--test-fraction 0): the numbers below come "
+                     "from the validation images that also chose the epoch, so they are "
+                     "optimistic")
+    lines.append(f"validation (chose the epoch{', threshold' if t and t.get('threshold') else ''}"
+                 f"): accuracy {m['val_accuracy']:.4f}  loss {m['val_loss']:.4f}  "
+                 f"(best epoch {m['best_epoch']} of {m['epochs_run']}, {m['count']} images)")
+    if not t:
+        for name, row in m["per_class"].items():
+            lines.append(f"  {name:>20}: precision {row['precision']:.3f}  "
+                         f"recall {row['recall']:.3f}  f1 {row['f1']:.3f}  n={row['support']}")
+    return lines

@@ -46,7 +46,9 @@ class StudioState(QObject):
     def __init__(self) -> None:
         super().__init__()
         self.index: DatasetIndex | None = None
-        self.val_fraction = 0.2
+        defaults = TrainConfig()
+        self.val_fraction = defaults.val_fraction
+        self.test_fraction = defaults.test_fraction
         self.seed = 0
         self.window = "file"  # DICOM / 16-bit window (tlstudio.pixels.windows)
         self.frames = "middle"  # multi-frame DICOM: middle frame, or all frames
@@ -73,10 +75,14 @@ class StudioState(QObject):
             self.choices_changed_because("the dataset changed")
         self.dataset_changed.emit()
 
-    def set_split(self, val_fraction: float, seed: int) -> None:
-        if (val_fraction, seed) != (self.val_fraction, self.seed):
-            self.val_fraction, self.seed = val_fraction, seed
-            self.choices_changed_because("the validation share or seed changed")
+    def set_split(self, val_fraction: float, seed: int,
+                  test_fraction: float | None = None) -> None:
+        test_fraction = self.test_fraction if test_fraction is None else test_fraction
+        if (val_fraction, test_fraction, seed) != (self.val_fraction, self.test_fraction,
+                                                   self.seed):
+            self.val_fraction, self.test_fraction = val_fraction, test_fraction
+            self.seed = seed
+            self.choices_changed_because("the validation or test share or the seed changed")
 
     def set_frames(self, frames: str) -> None:
         if frames != self.frames:
@@ -129,6 +135,7 @@ class StudioState(QObject):
         return TrainConfig(
             backbone=self.spec.name, weights=self.weights_file, mode=self.mode,
             frozen_paths=self.frozen_paths if self.mode == "fine-tune" else None,
-            val_fraction=self.val_fraction, seed=self.seed, window=self.window,
+            val_fraction=self.val_fraction, test_fraction=self.test_fraction,
+            seed=self.seed, window=self.window,
             frames=self.frames, **form,
         )

@@ -14,6 +14,13 @@ SHAPE_CLASSES = ("disc", "square")
 
 def shape_image(kind: str, rng: np.random.Generator, size: int = 96) -> Image.Image:
     """A red disc or a blue square of random size and place on a noisy grey background."""
+    return shape_with_mask(kind, rng, size)[0]
+
+
+def shape_with_mask(kind: str, rng: np.random.Generator, size: int = 96
+                    ) -> tuple[Image.Image, np.ndarray]:
+    """:func:`shape_image` and where the shape is (bool H x W): a known answer for
+    heatmaps."""
     if kind not in SHAPE_CLASSES:
         raise ValueError(f"kind must be one of {SHAPE_CLASSES}, not {kind!r}")
     background = rng.integers(90, 160, size=(size, size, 3), dtype=np.uint8)
@@ -25,7 +32,10 @@ def shape_image(kind: str, rng: np.random.Generator, size: int = 96) -> Image.Im
         draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(220, 30, 30))
     else:
         draw.rectangle((cx - r, cy - r, cx + r, cy + r), fill=(30, 40, 220))
-    return img
+    mask = Image.new("L", img.size, 0)
+    shape = ImageDraw.Draw(mask).ellipse if kind == "disc" else ImageDraw.Draw(mask).rectangle
+    shape((cx - r, cy - r, cx + r, cy + r), fill=255)
+    return img, np.asarray(mask) > 0
 
 
 def make_shapes_folder(root: str | Path, per_class: int = 24, seed: int = 0) -> Path:

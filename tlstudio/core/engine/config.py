@@ -42,8 +42,9 @@ class TrainConfig:
     frames: str = "middle"  # multi-frame DICOM: the middle frame, or all as separate images
     class_weights: bool = False
     patience: int | None = None  # early stopping: epochs without improvement
-    val_fraction: float = 0.2
-    test_fraction: float = 0.0
+    val_fraction: float = 0.15  # chooses the epoch, the temperature and the threshold
+    test_fraction: float = 0.15  # held out: reports the headline numbers
+    threshold: str = "youden"  # two classes: youden | sensitivity=S | specificity=S
     seed: int = 0
     device: str = "auto"
     amp: bool = True

@@ -56,6 +56,26 @@ def interval(samples: np.ndarray, level: float = LEVEL) -> list[float]:
     return [float(low), float(high)]
 
 
+def wilson(successes: float, trials: float, level: float = LEVEL) -> list[float]:
+    """Wilson score interval of a proportion: never the zero-width [1, 1] a bootstrap gives
+    when every test image was right (8 of 8 right is not proof of 100 %)."""
+    if trials <= 0:
+        return [float("nan"), float("nan")]
+    z = {0.95: 1.959964}.get(level, 1.959964)
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def _widened(ci: list[float], point: float, trials: float) -> list[float]:
+    """A bootstrap interval that collapsed to one value (every replicate the same, as when
+    all images were right) is replaced by the Wilson interval over ``trials``."""
+    if not all(np.isfinite(ci)) or ci[1] - ci[0] > 1e-12 or not np.isfinite(point):
+        return ci
+    return wilson(point * trials, trials)
+
+
 def confusions(targets: np.ndarray, predicted: np.ndarray, k: int,
                weights: np.ndarray) -> np.ndarray:
     """``(reps, k, k)`` weighted confusion matrices, rows = true class."""
@@ -126,21 +146,37 @@ def with_intervals(probabilities: np.ndarray, targets: np.ndarray, predicted: np
     out: dict = {"n": int(n), "intervals": {"level": LEVEL, "replicates": int(replicates),
                                             "resampled": "groups" if groups is not None
                                             and len(set(_as_list(groups))) > 1 else "images"}}
+    point_matrix = matrices[0]
+    smallest = float(min((c for c in point_matrix.sum(axis=1) if c > 0), default=0))
+    trials = {"accuracy": float(n), "balanced_accuracy": smallest}
     for name, values in summary_from(matrices).items():
         out[name] = float(values[0])
-        out[f"{name}_ci"] = interval(values[1:])
+        out[f"{name}_ci"] = _widened(interval(values[1:]), out[name], trials[name])
     auc = _auc(probabilities, targets, k, both)
     if auc is not None:
-        out["roc_auc"], out["roc_auc_ci"] = float(auc[0]), interval(auc[1:])
+        out["roc_auc"] = float(auc[0])
+        out["roc_auc_ci"] = _widened(interval(auc[1:]), out["roc_auc"], smallest)
     per_class = rates(matrices)
+    denominators = _denominators(point_matrix)
     out["per_class"] = {
         name: {**{metric: _number(values[0, i]) for metric, values in per_class.items()},
-               **{f"{metric}_ci": interval(values[1:, i]) for metric, values in
-                  per_class.items()},
+               **{f"{metric}_ci": _widened(interval(values[1:, i]), float(values[0, i]),
+                                           float(denominators[metric][i]))
+                  for metric, values in per_class.items()},
                "support": int((targets == i).sum())}
         for i, name in enumerate(classes)
     }
     return out
+
+
+def _denominators(matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """How many images each per-class rate is a share of (for the Wilson fallback)."""
+    tp = np.diagonal(matrix)
+    actual, called, total = matrix.sum(axis=1), matrix.sum(axis=0), matrix.sum()
+    fn, fp = actual - tp, called - tp
+    tn = total - tp - fn - fp
+    return {"sensitivity": actual, "specificity": tn + fp, "ppv": called, "npv": tn + fn,
+            "f1": tp + fp + fn}
 
 
 def _auc(probabilities, targets, k, weights) -> np.ndarray | None:

@@ -39,16 +39,18 @@ class ExportRefused(ExportError):
 
 
 class WithPreprocessing(nn.Module):
-    """image: RGB in [0, 1], NCHW -> probabilities; mean/std normalisation inside."""
+    """image: RGB in [0, 1], NCHW -> calibrated probabilities; mean/std normalisation and the
+    run's temperature inside, so no deployment can forget either."""
 
-    def __init__(self, model: nn.Module, mean, std):
+    def __init__(self, model: nn.Module, mean, std, temperature: float = 1.0):
         super().__init__()
         self.model = model
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return self.model((image - self.mean) / self.std).softmax(dim=1)
+        return (self.model((image - self.mean) / self.std) / self.temperature).softmax(dim=1)
 
 
 @dataclass
@@ -78,13 +80,24 @@ def preprocessing_spec(run: LoadedRun) -> dict:
         "layout": "NCHW float32, input name 'image'",
         "normalization": {"mean": list(prep.mean), "std": list(prep.std),
                           "applied": "inside the model"},
-        "output": "probabilities [N, classes], in labels.json order",
+        "output": "calibrated probabilities [N, classes], in labels.json order (the "
+                  "temperature in decision.json is applied inside the model)",
     }
+
+
+def decision_spec(run: LoadedRun) -> dict:
+    """decision.json: how an output becomes an answer, as chosen on validation."""
+    decision = run.decision
+    how = ("the class with the highest probability" if decision.threshold is None else
+           f"'{decision.positive}' when its probability is at least the threshold, "
+           f"otherwise '{run.classes[0]}'")
+    return {**decision.as_dict(), "temperature_applied": "inside the model",
+            "call": how}
 
 
 def _write_model(run: LoadedRun, fmt: str, file: Path) -> None:
     wrapped = WithPreprocessing(run.model.float().eval(), run.preprocessing.mean,
-                                run.preprocessing.std).eval()
+                                run.preprocessing.std, run.decision.temperature).eval()
     h, w = run.preprocessing.input_size
     example = torch.rand(2, 3, h, w)
     with warnings.catch_warnings():
@@ -185,11 +198,12 @@ def _export_into(out: Path, run: LoadedRun, run_dir: Path, fmt: str,
     _write_model(run, fmt, model_file)
     (out / "labels.json").write_text(json.dumps(run.classes, indent=2))
     (out / "preprocessing.json").write_text(json.dumps(preprocessing_spec(run), indent=2))
+    (out / "decision.json").write_text(json.dumps(decision_spec(run), indent=2))
     shutil.copyfile(run_dir / "best.safetensors", out / "weights.safetensors")
 
-    step("checking the exported model against the app on the validation images")
+    step("checking the exported model against the app on the validation and test images")
     split = json.loads((run_dir / "split.json").read_text())
-    paths = list(split["val"])  # image keys: files, or file#frame=N
+    paths = list(split["val"]) + list(split.get("test", []))  # files, or file#frame=N
     agreement, max_diff = parity(run, model_file, paths)
     result = ExportResult(out, model_file, agreement, max_diff, len(paths))
     report = {"format": fmt, "images": len(paths), "agreement": agreement,
@@ -200,6 +214,6 @@ def _export_into(out: Path, run: LoadedRun, run_dir: Path, fmt: str,
     if not result.ok:
         raise ExportRefused(
             f"the exported model agrees with the app on only {agreement:.1%} of "
-            f"{len(paths)} validation images (needs {MIN_AGREEMENT:.1%}); nothing was "
+            f"{len(paths)} validation and test images (needs {MIN_AGREEMENT:.1%}); nothing was "
             "written. Do not deploy it; report this as a bug with the run folder.")
     return result

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..data.images import RULE
 from ..data.preprocess import Preprocessing
+from ..evaluation.held_out import Decision
 from ..paths import app_data_dir
 from .lock import RunLock
 from .record import (
@@ -149,6 +150,14 @@ class LoadedRun:
     def metrics(self) -> dict:
         return read_metrics(self.dir)
 
+    @property
+    def decision(self) -> Decision:
+        """Temperature and threshold chosen on validation (argmax for older runs)."""
+        try:
+            return Decision.from_dict(self.metrics.get("decision"))
+        except (TypeError, ValueError) as exc:
+            raise RunError(f"{self.dir / METRICS} is damaged: its decision ({exc})") from exc
+
 
 def check_pixel_rule(config: dict, run_dir: str | Path) -> Preprocessing:
     """A run made under another pixel rule would see different pixels now: refuse it."""
@@ -221,17 +230,20 @@ class PredictionRow:
     label: str
     predicted: str
     confidence: float
+    part: str = "val"
 
     @property
     def correct(self) -> bool:
         return self.label == self.predicted
 
 
-def read_predictions(run_dir: str | Path) -> list[PredictionRow]:
-    """The validation predictions a run wrote (``predictions.csv``)."""
+def read_predictions(run_dir: str | Path, part: str | None = None) -> list[PredictionRow]:
+    """The predictions a run wrote (``predictions.csv``), of one part (``val``/``test``)
+    or all."""
     path = Path(run_dir) / PREDICTIONS
     if not path.exists():
         return []
     with open(path, newline="", encoding="utf-8") as fh:
-        return [PredictionRow(r["path"], r["label"], r["predicted"], float(r["confidence"]))
-                for r in csv.DictReader(fh)]
+        rows = [PredictionRow(r["path"], r["label"], r["predicted"], float(r["confidence"]),
+                              r.get("part") or "val") for r in csv.DictReader(fh)]
+    return [r for r in rows if part is None or r.part == part]

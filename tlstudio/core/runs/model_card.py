@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ... import __version__
+from ..evaluation.uncertainty import format_ci
 
 
 def _matrix(metrics: dict) -> str:
@@ -15,6 +16,50 @@ def _matrix(metrics: dict) -> str:
     rows = [f"| {name} | " + " | ".join(str(v) for v in row) + " |"
             for name, row in zip(classes, metrics["confusion_matrix"], strict=True)]
     return "\n".join([head, rule, *rows])
+
+
+def _ci(block: dict, name: str) -> str:
+    return format_ci(block.get(name), block.get(f"{name}_ci"))
+
+
+def test_section(m: dict) -> str:
+    """The held-out numbers first: they were never used to choose anything."""
+    t = m.get("test")
+    if not t:
+        return ("## Held-out test\nNo test part was held out (test fraction 0): the only "
+                "numbers are the validation ones below, which also chose the epoch and are "
+                "optimistic.\n")
+    rows = "\n".join(
+        f"| {name} | {format_ci(r['sensitivity'], r['sensitivity_ci'])} | "
+        f"{format_ci(r['specificity'], r['specificity_ci'])} | {format_ci(r['ppv'], r['ppv_ci'])} "
+        f"| {format_ci(r['npv'], r['npv_ci'])} | {format_ci(r['f1'], r['f1_ci'])} | "
+        f"{r['support']} |" for name, r in t["per_class"].items())
+    resampled = ("whole patients/groups resampled" if t["intervals"]["resampled"] == "groups"
+                 else "images resampled")
+    point = ""
+    if t.get("threshold") is not None:
+        point = (f"- Operating point: '{t['positive_class']}' is called when its probability "
+                 f"is at least {t['threshold']:.4f} (rule `{t['threshold_rule']}`, chosen on "
+                 f"validation): sensitivity {_ci(t, 'sensitivity')}, specificity "
+                 f"{_ci(t, 'specificity')}.\n")
+    return f"""## Held-out test ({t['n']} images, never used to choose anything)
+95 % intervals by bootstrap ({t['intervals']['replicates']} replicates, {resampled}).
+
+- Accuracy {_ci(t, 'accuracy')}; balanced accuracy {_ci(t, 'balanced_accuracy')}{
+    f"; ROC AUC {format_ci(t['roc_auc'], t['roc_auc_ci'], percent=False)}"
+    if t.get('roc_auc') is not None else ''}.
+{point}- Calibration: temperature {t['temperature']:.3f} (fitted on validation); expected
+  calibration error {t['ece']:.3f} (before scaling {t['ece_uncalibrated']:.3f}). Exported
+  probabilities include the temperature.
+
+| class | sensitivity | specificity | PPV | NPV | F1 | images |
+|---|---|---|---|---|---|---|
+{rows}
+
+Confusion matrix on the test part (rows: true class, columns: predicted):
+
+{_matrix(t)}
+"""
 
 
 def model_card(run, fmt: str, result) -> str:
@@ -63,7 +108,8 @@ Exported by tlstudio {__version__} on {today} as {fmt.upper()} (`{result.model_f
   {train['label_smoothing']}; augmentation `{train['augmentation']}`; class weights
   {'on' if train['class_weights'] else 'off'}; device {cfg['device']}.
 
-## Validation metrics ({m['count']} images)
+{test_section(m)}
+## Validation ({m['count']} images; chose the epoch, temperature and threshold)
 - Accuracy {m['val_accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f},
   loss {m['val_loss']:.4f}, macro F1 {m['macro_f1']:.4f}{
     f", ROC AUC {m['roc_auc']:.4f}" if 'roc_auc' in m else ''}.
@@ -77,9 +123,9 @@ Confusion matrix (rows: true class, columns: predicted):
 {_matrix(m)}
 
 ## Export check
-The exported file was run on the {result.images} validation images the way an outside
+The exported file was run on the {result.images} validation and test images the way an outside
 user would run it (its own preprocessing from `preprocessing.json`) and compared with the
-app: top-class agreement {result.agreement:.2%}, largest probability difference
+app: agreement of the called class {result.agreement:.2%}, largest probability difference
 {result.max_abs_diff:.2e} (required agreement: 99.5 %).
 
 ## Intended use
@@ -89,8 +135,9 @@ checking the results. It is not a medical device and not validated for diagnosis
 ## Limitations
 - Trained on {sum(data['counts'].values())} images from one source; performance on other
   scanners, cameras, sites or populations is unknown until measured there.
-- The validation set is small: {m['count']} images, so each image moves accuracy by
-  {100 / max(1, m['count']):.1f} points.
+- The {'test' if m.get('test') else 'validation'} part is small: {
+    (m.get('test') or m)['count']} images, so each image moves accuracy by
+  {100 / max(1, (m.get('test') or m)['count']):.1f} points.
 - The backbone learned from {backbone['pretrained_on']}; biases of that pretraining data
   (what kinds of images, people and places it over- or under-represents) carry over.
 - It always answers with one of its {len(run.classes)} classes, even for images of

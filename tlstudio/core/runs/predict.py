@@ -13,7 +13,9 @@ from ..data.images import ImageReadError, looks_like_image, read_image
 from ..data.preprocess import prepare
 from ..engine.device import DeviceSetup, pick_device
 from ..engine.inference import predict_squares
+from ..evaluation.explain import Explanation, explain_images, overlay
 from .history import LoadedRun, load_run
+from .record import RunError
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Predictor:
         self.run = run
         self.setup = setup or pick_device("auto")
         self.model = run.model.to(self.setup.device).eval()
+        self.decision = run.decision  # the temperature and threshold validation chose
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "auto") -> Predictor:
@@ -74,9 +77,10 @@ class Predictor:
         return self.run.classes
 
     def probabilities(self, squares: np.ndarray) -> np.ndarray:
-        """Probabilities for prepared uint8 squares ``(N, S, S, 3)``: the validation path."""
-        return predict_squares(self.model, squares, self.run.preprocessing, self.setup,
-                               len(squares))
+        """Calibrated probabilities for prepared uint8 squares ``(N, S, S, 3)``: the
+        validation path, then the run's temperature."""
+        return self.decision.calibrate(predict_squares(
+            self.model, squares, self.run.preprocessing, self.setup, len(squares)))
 
     def predict(self, paths: list[str | Path], batch_size: int = 32,
                 should_stop: Callable[[], None] | None = None) -> list[Prediction]:
@@ -98,11 +102,58 @@ class Predictor:
                     results.append(Prediction(str(file), None, error=str(exc), frame=frame))
             if ok:
                 probs = self.probabilities(np.stack(squares))
-                for (file, frame), p in zip(ok, probs, strict=True):
+                calls = self.decision.call(probs)
+                for (file, frame), p, call in zip(ok, probs, calls, strict=True):
                     results.append(Prediction(
-                        str(file), self.classes[int(p.argmax())],
+                        str(file), self.classes[int(call)],
                         {c: float(v) for c, v in zip(self.classes, p, strict=True)},
                         frame=frame,
                     ))
         order = {image_key(f, k): i for i, (f, k) in enumerate(entries)}
         return sorted(results, key=lambda r: order.get(r.key, 0))
+
+    def explain(self, predictions: list[Prediction], class_name: str | None = None
+                ) -> list[Explanation | None]:
+        """Grad-CAM for each readable prediction: for the class the run called (its
+        threshold applied) or for ``class_name``; None where the image had an error."""
+        if class_name is not None and class_name not in self.classes:
+            raise RunError(f"the run has no class '{class_name}'; its classes are "
+                           f"{', '.join(self.classes)}")
+        prep = self.run.preprocessing
+        wanted = [r for r in predictions if not r.error]
+        images = [read_image(r.path, prep.window, r.frame) for r in wanted]
+        targets = [self.classes.index(class_name or r.label) for r in wanted]
+        maps = iter(explain_images(self.model, images, prep, self.setup.device, targets))
+        return [None if r.error else next(maps) for r in predictions]
+
+
+def explanation_files(out_dir: str | Path, predictions: list[Prediction],
+                      explanations: list[Explanation | None], prep) -> list[Path]:
+    """``<stem>.heatmap.npy`` (float32 [0, 1], the original's H x W) and
+    ``<stem>.overlay.png`` per explained image; frames get ``_frameN``, and a stem seen twice
+    gets ``-2``, ``-3`` so no file overwrites another. Each file is written beside and renamed,
+    so a stopped run leaves no half file."""
+    import os
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    used: set[str] = set()
+    for row, explanation in zip(predictions, explanations, strict=True):
+        if explanation is None:
+            continue
+        stem = Path(row.path).stem + (f"_frame{row.frame}" if row.frame is not None else "")
+        name, n = stem, 1
+        while name in used or (out / f"{name}.heatmap.npy").exists():
+            n += 1
+            name = f"{stem}-{n}"
+        used.add(name)
+        heat_file, png_file = out / f"{name}.heatmap.npy", out / f"{name}.overlay.png"
+        tmp = out / f".{name}.tmp.npy"
+        np.save(tmp, explanation.heatmap)
+        os.replace(tmp, heat_file)
+        tmp_png = out / f".{name}.tmp.png"
+        overlay(read_image(row.path, prep.window, row.frame), explanation.heatmap).save(tmp_png)
+        os.replace(tmp_png, png_file)
+        written += [heat_file, png_file]
+    return written

@@ -9,8 +9,10 @@
       state.safetensors   the whole training state after the last completed epoch, for
                           ``--resume`` (tensors; the rest as JSON in the file's metadata)
       best.safetensors    the best weights (validation accuracy, then loss); epoch in metadata
-      metrics.json        final validation metrics of the best checkpoint
-      predictions.csv     the validation images with true label, prediction and probabilities
+      metrics.json        the best checkpoint's results: validation (which chose the epoch,
+                          temperature and threshold) and the held-out ``test`` block
+      predictions.csv     validation and test images: part, true label, the run's call and
+                          calibrated probabilities
       .lock               held while a process trains into the folder
 
 Every file is replaced atomically (written beside, then renamed): a reader or a resumed run
@@ -107,15 +109,21 @@ class RunRecord:
         return tensors, meta
 
     def write_predictions(
-        self, paths: list[str], targets: np.ndarray, probabilities: np.ndarray,
-        classes: list[str],
+        self, rows: list[tuple[str, str]], targets: np.ndarray, probabilities: np.ndarray,
+        classes: list[str], predicted: np.ndarray | None = None,
     ) -> None:
-        rows = [["path", "label", "predicted", "confidence", *[f"p_{c}" for c in classes]]]
-        for path, target, probs in zip(paths, targets, probabilities, strict=True):
-            best = int(probs.argmax())
-            rows.append([path, classes[int(target)], classes[best], f"{probs[best]:.6f}",
-                         *[f"{p:.6f}" for p in probs]])
+        """One line per evaluated image: its part (val/test), path, true label, the class the
+        run calls (its threshold applied), and the calibrated probabilities."""
+        if predicted is None:
+            predicted = np.asarray(probabilities).argmax(axis=1)
+        out = [["part", "path", "label", "predicted", "confidence",
+                *[f"p_{c}" for c in classes]]]
+        for (part, path), target, probs, call in zip(rows, targets, probabilities, predicted,
+                                                     strict=True):
+            call = int(call)
+            out.append([part, path, classes[int(target)], classes[call], f"{probs[call]:.6f}",
+                        *[f"{p:.6f}" for p in probs]])
         tmp = _tmp(self.dir / PREDICTIONS)
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            csv.writer(fh).writerows(rows)
+            csv.writer(fh).writerows(out)
         os.replace(tmp, self.dir / PREDICTIONS)

@@ -44,7 +44,9 @@ from ..engine.inference import predict_squares
 from ..engine.loop import FitResult, TrainingJob, model_weights
 from ..engine.modes import build_session
 from ..engine.prepare import image_cache, prepare_data
+from ..evaluation.held_out import Decision, held_out
 from ..evaluation.metrics import evaluate
+from ..evaluation.operating_point import ThresholdError, parse_rule
 from ..logs import report_bug
 from ..models.backbones import build_model, get_spec, init_head
 from ..models.layers import FreezePlan, apply_freeze_plan, known_paths, preset_plan
@@ -130,6 +132,10 @@ def train(
         pick_device(resolved.device, resolved.amp)
         _check_new_out_dir(out_dir, dataset)
         _check_paths(resolved)
+        try:
+            parse_rule(resolved.threshold)
+        except ThresholdError as exc:
+            raise TrainingError(f"--threshold: {exc}") from None
         if resolved.weights:
             read_state_dict(resolved.weights)  # missing, damaged or NaN: said before scanning
         created = not out_dir.exists()
@@ -308,26 +314,50 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
     model.load_state_dict(load_file(str(out_dir / WEIGHTS)))
     session.control = Control()  # the results are written even after a stop
     _, _, probs = session.validate()
-    val_y = prepared.data.val_targets
-    metrics = evaluate(probs, val_y, index.classes)
-    result = {
-        "val_accuracy": metrics["accuracy"], "val_loss": metrics["loss"], **metrics,
-        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
-        "stopped_early": fit.stopped_early, "cancelled": fit.cancelled,
-    }
-    if len(prepared.test_targets):
-        test_metrics = evaluate(
-            predict_squares(model, prepared.test_images, prep, setup, config.batch_size),
-            prepared.test_targets, index.classes)
-        result["test"] = test_metrics
-        result["test_accuracy"] = test_metrics["accuracy"]
-    record.write_predictions([index.items[p].key for p in prepared.positions["val"]],
-                             val_y, probs, index.classes)
+    test_probs = (predict_squares(model, prepared.test_images, prep, setup, config.batch_size)
+                  if len(prepared.test_targets) else None)
+    result = _results(config, index, prepared, probs, test_probs, fit)
+    parts = [("val", prepared.data.val_targets, probs)]
+    if test_probs is not None:
+        parts.append(("test", prepared.test_targets, test_probs))
+    decision = Decision.from_dict(result["decision"])
+    record.write_predictions(
+        [(name, index.items[p].key) for name, targets, _ in parts
+         for p in prepared.positions[name]],
+        np.concatenate([t for _, t, _ in parts]),
+        decision.calibrate(np.concatenate([pr for _, _, pr in parts])), index.classes,
+        decision.call(decision.calibrate(np.concatenate([pr for _, _, pr in parts]))))
     record.write_json("metrics.json", result)
     emit(Finished(str(out_dir), result, stopped_early=fit.stopped_early,
                   cancelled=fit.cancelled))
     return TrainResult(out_dir, result, index, cancelled=fit.cancelled,
                        stopped_early=fit.stopped_early, epochs_run=fit.epochs_run)
+
+
+def _results(config, index, prepared, probs, test_probs, fit) -> dict:
+    """metrics.json: validation (which chose the epoch, temperature and threshold) and, when
+    a test part was held out, the headline test block with its intervals."""
+    def groups(part: str):
+        found = [index.items[p].group for p in prepared.positions[part]]
+        return None if all(g is None for g in found) else [
+            g if g is not None else f"__single__{k}" for k, g in enumerate(found)]
+
+    val_y = prepared.data.val_targets
+    decision, val, test = held_out(
+        probs, val_y, test_probs, prepared.test_targets if test_probs is not None else None,
+        index.classes, config.threshold, groups("test"), groups("val"), config.seed)
+    plain = evaluate(probs, val_y, index.classes)  # argmax, uncalibrated: the epoch's view
+    result = {
+        "val_accuracy": plain["accuracy"], "val_loss": plain["loss"], **plain,
+        "validation": val, "decision": decision.as_dict(),
+        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
+        "stopped_early": fit.stopped_early, "cancelled": fit.cancelled,
+        "headline": "test" if test is not None else "validation",
+    }
+    if test is not None:
+        result["test"] = test
+        result["test_accuracy"] = test["accuracy"]
+    return result
 
 
 def _write_config(record, config, spec, index, split, prep, plan, model, setup) -> None:

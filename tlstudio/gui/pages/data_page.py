@@ -153,6 +153,16 @@ class DataPage(Page):
         self.val_spin.setValue(state.val_fraction * 100)
         self.val_spin.valueChanged.connect(self._split_changed)
         split_row.addWidget(self.val_spin)
+        split_row.addWidget(QLabel("Held-out test share:"))
+        self.test_spin = QDoubleSpinBox()
+        self.test_spin.setRange(0, 50)
+        self.test_spin.setSuffix(" %")
+        self.test_spin.setToolTip("Images kept out of training and of every choice (epoch, "
+                                  "threshold, calibration): the headline results are measured "
+                                  "on them. 0 % reports on validation only (optimistic).")
+        self.test_spin.setValue(state.test_fraction * 100)
+        self.test_spin.valueChanged.connect(self._split_changed)
+        split_row.addWidget(self.test_spin)
         split_row.addWidget(QLabel("Seed:"))
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 1_000_000)
@@ -403,7 +413,8 @@ class DataPage(Page):
         self._load_thumbnails(index.classes[0])
 
     def _split_changed(self) -> None:
-        self.state.set_split(self.val_spin.value() / 100.0, self.seed_spin.value())
+        self.state.set_split(self.val_spin.value() / 100.0, self.seed_spin.value(),
+                             self.test_spin.value() / 100.0)
         self._show_split()
 
     def _show_split(self) -> None:
@@ -413,12 +424,15 @@ class DataPage(Page):
             self.split_label.setText("")
             return
         try:
-            split = make_split(index, self.state.val_fraction, seed=self.state.seed)
+            split = make_split(index, self.state.val_fraction, self.state.test_fraction,
+                               seed=self.state.seed)
         except DatasetError as exc:
             self.split_label.setText(f"⚠ {exc}")
             return
-        self.split_label.setText(
-            f"→ {len(split.train)} for training, {len(split.val)} for validation")
+        text = f"→ {len(split.train)} for training, {len(split.val)} for validation"
+        if split.test:
+            text += f", {len(split.test)} held out for the test"
+        self.split_label.setText(text)
 
     def _load_thumbnails(self, label: str) -> None:
         """Thumbnails of one class, decoded in chunks off the GUI thread."""

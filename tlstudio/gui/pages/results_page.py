@@ -1,4 +1,6 @@
-"""Step 5, Results: summary, confusion matrix, per-class table, misclassified images."""
+"""Step 5, Results: the held-out test numbers with their intervals, the operating point, the
+curves and calibration, a confusion matrix whose cells open their images, and the images
+themselves with where the model looked."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -20,14 +22,17 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
 )
 
 from ...core.data.images import ImageReadError
+from ...core.evaluation.uncertainty import format_ci
 from ...core.runs.export import export_run
 from ...core.runs.history import read_config, read_metrics, read_predictions
 from ...errors import UserError
 from ...pixels import parse_image_key
+from ..image_view import ImageDialog
 from ..widgets import thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
@@ -37,10 +42,14 @@ log = logging.getLogger(__name__)
 
 
 class ConfusionMatrixPlot(pg.PlotWidget):
-    """Heatmap with counts; rows are the true class, columns the predicted one."""
+    """Heatmap with counts; rows are the true class, columns the predicted one. A click on a
+    cell says which (true, predicted) pair it is."""
+
+    cell_clicked = Signal(int, int)
 
     def __init__(self, parent=None):
         super().__init__(parent, background="w", title="Confusion matrix")
+        self.scene().sigMouseClicked.connect(self._clicked)
         self.setMouseEnabled(False, False)
         self.hideButtons()
         self.getPlotItem().invertY(True)
@@ -54,6 +63,24 @@ class ConfusionMatrixPlot(pg.PlotWidget):
         self.matrix = np.zeros((0, 0), dtype=int)
         for axis in ("bottom", "left"):
             self.getAxis(axis).setTicks(None)
+
+    def cell_at(self, scene_pos) -> tuple[int, int] | None:
+        point = self.getPlotItem().vb.mapSceneToView(scene_pos)
+        true, pred = round(point.y()), round(point.x())
+        n = len(self.matrix)
+        return (true, pred) if 0 <= true < n and 0 <= pred < n else None
+
+    def cell_centre(self, true: int, pred: int):
+        """Where a cell is on the widget (for a click)."""
+        from PySide6.QtCore import QPointF
+
+        scene = self.getPlotItem().vb.mapViewToScene(QPointF(pred, true))
+        return self.mapFromScene(scene)
+
+    def _clicked(self, event) -> None:
+        cell = self.cell_at(event.scenePos())
+        if cell is not None:
+            self.cell_clicked.emit(*cell)
 
     def show_matrix(self, matrix: list[list[int]], classes: list[str]) -> None:
         self.clear()
@@ -79,6 +106,21 @@ class ConfusionMatrixPlot(pg.PlotWidget):
         self.setYRange(-0.5, n - 0.5, padding=0)
 
 
+PARTS = {"test": "Held-out test", "validation": "Validation"}
+
+
+def _curve_plot(title_text: str, x_label: str, y_label: str) -> pg.PlotWidget:
+    plot = pg.PlotWidget(background="w", title=title_text)
+    plot.setLabel("bottom", x_label)
+    plot.setLabel("left", y_label)
+    plot.setXRange(0, 1)
+    plot.setYRange(0, 1)
+    plot.showGrid(x=True, y=True, alpha=0.2)
+    plot.setMouseEnabled(False, False)
+    plot.hideButtons()
+    return plot
+
+
 class ResultsPage(Page):
     title = "Results"
 
@@ -86,26 +128,69 @@ class ResultsPage(Page):
         super().__init__(state, parent)
         self.shown_run = None
         self.metrics: dict = {}
+        self.part = "test"
+        self.rows: list = []  # the shown part's predictions (PredictionRow)
+        self.gallery_rows: list = []  # what the gallery lists, in its order
+        self.cell: tuple[int, int] | None = None  # the confusion-matrix cell shown, if any
+        self.classes: list[str] = []
+        self.window = "file"
         self._thumbnails = LatestTask(self)
         layout = QVBoxLayout(self)
-        layout.addWidget(title("Results on the validation images"))
+        top = QHBoxLayout()
+        self.title_label = title("Results")
+        top.addWidget(self.title_label, 1)
+        top.addWidget(QLabel("Show:"))
+        self.part_combo = QComboBox()
+        self.part_combo.setToolTip("Held-out test: images no choice looked at (the numbers to "
+                                   "report). Validation: the images that chose the epoch, "
+                                   "threshold and temperature (optimistic).")
+        self.part_combo.currentIndexChanged.connect(self._part_changed)
+        top.addWidget(self.part_combo)
+        layout.addLayout(top)
         self.summary_label = QLabel("No finished run yet.")
         self.summary_label.setObjectName("summary")
         self.summary_label.setWordWrap(True)
+        self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.summary_label)
         row = QHBoxLayout()
         self.matrix_plot = ConfusionMatrixPlot()
-        self.matrix_plot.setMinimumSize(300, 260)
-        row.addWidget(self.matrix_plot, 1)
-        self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["class", "precision", "recall", "F1", "images"])
+        self.matrix_plot.setMinimumSize(200, 200)
+        self.matrix_plot.setToolTip("Click a cell to see its images below")
+        self.matrix_plot.cell_clicked.connect(self.show_cell)
+        row.addWidget(self.matrix_plot, 2)
+        self.table = QTableWidget(0, 7)
+        self.table.setHorizontalHeaderLabels(
+            ["class", "sensitivity", "specificity", "PPV", "NPV", "F1", "images"])
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(
+            0, QHeaderView.ResizeMode.ResizeToContents)
         self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        row.addWidget(self.table, 1)
+        self.table.setWordWrap(True)
+        row.addWidget(self.table, 3)
+        self.curves = QTabWidget()
+        self.roc_plot = _curve_plot("ROC", "1 − specificity", "sensitivity")
+        self.pr_plot = _curve_plot("Precision–recall", "recall (sensitivity)", "precision (PPV)")
+        self.reliability_plot = _curve_plot("Reliability", "confidence", "accuracy")
+        self.curves.addTab(self.roc_plot, "ROC")
+        self.curves.addTab(self.pr_plot, "PR")
+        self.curves.addTab(self.reliability_plot, "Calibration")
+        self.curves.setMinimumWidth(200)
+        row.addWidget(self.curves, 2)
         layout.addLayout(row, 1)
-        self.gallery_title = QLabel("Misclassified validation images")
-        layout.addWidget(self.gallery_title)
+        gallery_head = QHBoxLayout()
+        self.gallery_title = QLabel("Misclassified images")
+        gallery_head.addWidget(self.gallery_title, 1)
+        self.all_button = QPushButton("Mistakes first")
+        self.all_button.setToolTip("Every image of this part, the mistakes first")
+        self.all_button.clicked.connect(lambda: self.show_cell(None))
+        gallery_head.addWidget(self.all_button)
+        gallery_head.addWidget(QLabel("Sort:"))
+        self.sort_combo = QComboBox()
+        self.sort_combo.addItems(["most confident first", "least confident first"])
+        self.sort_combo.currentIndexChanged.connect(lambda _i: self._fill_gallery_rows())
+        gallery_head.addWidget(self.sort_combo)
+        layout.addLayout(gallery_head)
         self.gallery = QListWidget()
         self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
         self.gallery.setIconSize(QSize(96, 96))
@@ -113,6 +198,8 @@ class ResultsPage(Page):
         self.gallery.setMovement(QListWidget.Movement.Static)
         self.gallery.setGridSize(QSize(150, 150))
         self.gallery.setWordWrap(True)
+        self.gallery.setToolTip("Double-click an image to enlarge it with its heatmap")
+        self.gallery.itemActivated.connect(self._open_item)
         layout.addWidget(self.gallery, 1)
         export_row = QHBoxLayout()
         export_row.addWidget(QLabel("Export for use outside the app:"))
@@ -126,6 +213,7 @@ class ResultsPage(Page):
         self.export_label.setWordWrap(True)
         export_row.addWidget(self.export_label, 1)
         layout.addLayout(export_row)
+        self.dialog: ImageDialog | None = None
         state.run_changed.connect(self._run_changed)
 
     def _run_changed(self) -> None:
@@ -133,12 +221,22 @@ class ResultsPage(Page):
         self.shown_run = None
         self._thumbnails.cancel()  # thumbnails of the old run are dropped
         self.metrics = {}
+        self.rows, self.gallery_rows, self.cell, self.classes = [], [], None, []
         self.matrix_plot.reset()
+        for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
+            plot.clear()
         self.table.setRowCount(0)
         self.gallery.clear()
-        self.gallery_title.setText("Misclassified validation images")
+        self.part_combo.blockSignals(True)
+        self.part_combo.clear()
+        self.part_combo.blockSignals(False)
+        self.title_label.setText("Results")
+        self.gallery_title.setText("Misclassified images")
         self.export_label.setText("")
         self.export_button.setEnabled(False)
+        if self.dialog is not None:
+            self.dialog.close()
+            self.dialog = None
         self.summary_label.setText(
             "<b>Out of date.</b> " + self.state.outdated if self.state.outdated
             else "No finished run yet.")
@@ -155,42 +253,158 @@ class ResultsPage(Page):
 
     def show_run(self, run_dir) -> None:
         """Fill the page from the run's JSON and CSV (milliseconds: no model is built to show
-        numbers); thumbnails of the mistakes are decoded off the GUI thread."""
+        numbers); thumbnails are decoded off the GUI thread."""
         try:
             config, m = read_config(run_dir), read_metrics(run_dir)
-            wrong = [row for row in read_predictions(run_dir) if not row.correct]
+            predictions = read_predictions(run_dir)
         except (OSError, ValueError, KeyError, UserError) as exc:
             self.summary_label.setText(f"<b>Cannot read this run.</b> {exc}")
             return
-        self.metrics = m
-        classes = config["classes"]
+        self.metrics, self.config, self.all_predictions = m, config, predictions
+        self.classes = config["classes"]
+        self.window = config.get("preprocessing", {}).get("window", "file")  # as the model saw
         self.gallery.clear()
         if not m:
             self.summary_label.setText("This run has no results yet: it did not finish. "
                                        "Resume it on the Train step.")
             return
-        extra = f" · ROC AUC {m['roc_auc']:.3f}" if "roc_auc" in m else ""
-        self.summary_label.setText(
-            f"<b>Accuracy {m['val_accuracy']:.1%}</b> on {m['count']} validation images · "
-            f"loss {m['val_loss']:.3f} · balanced accuracy {m['balanced_accuracy']:.1%} · "
-            f"macro F1 {m['macro_f1']:.3f}{extra} · best epoch {m['best_epoch']} of "
-            f"{m['epochs_run']} · {config['backbone']['display_name']}")
-        self.matrix_plot.show_matrix(m["confusion_matrix"], classes)
-        self.table.setRowCount(len(classes))
+        parts = [p for p in PARTS if m.get(p)] or ["validation"]
+        self.part_combo.blockSignals(True)
+        self.part_combo.clear()
+        for part in parts:
+            block = m.get(part) or m
+            self.part_combo.addItem(f"{PARTS[part]} ({block['count']} images)", part)
+        self.part_combo.blockSignals(False)
+        self.show_part(parts[0])
+
+    def _part_changed(self, index: int) -> None:
+        part = self.part_combo.itemData(index)
+        if part and self.metrics:
+            self.show_part(part)
+
+    def show_part(self, part: str) -> None:
+        """Numbers, matrix, curves and images of one part (test or validation)."""
+        m, config = self.metrics, self.config
+        self.part = part
+        block = m.get(part)
+        legacy = block is None  # a run from before intervals: validation numbers only
+        block = block or m
+        self.part_combo.setCurrentIndex(max(self.part_combo.findData(part), 0))
+        key = "test" if part == "test" else "val"
+        self.rows = [r for r in self.all_predictions if r.part == key]
+        self.title_label.setText(f"Results on the {PARTS[part].lower()} images")
+        self.summary_label.setText(self._summary(part, block, legacy, config))
+        self.matrix_plot.show_matrix(block["confusion_matrix"], self.classes)
+        self._fill_table(block, legacy)
+        self._fill_curves(block)
+        self.show_cell(None)
+
+    def _summary(self, part: str, b: dict, legacy: bool, config: dict) -> str:
+        m = self.metrics
+        if legacy:
+            return (f"<b>Accuracy {m['val_accuracy']:.1%}</b> on {m['count']} validation "
+                    f"images (no intervals: trained with an older tlstudio) · best epoch "
+                    f"{m['best_epoch']} of {m['epochs_run']}")
+        where = ("held-out test images — never used to choose anything" if part == "test"
+                 else "validation images — they chose the epoch, threshold and temperature, "
+                      "so these numbers are optimistic")
+        lines = [f"<b>Accuracy {format_ci(b['accuracy'], b['accuracy_ci'])}</b> on "
+                 f"{b['n']} {where}.",
+                 f"Balanced accuracy {format_ci(b['balanced_accuracy'], b['balanced_accuracy_ci'])}"
+                 + (f" · ROC AUC {format_ci(b['roc_auc'], b['roc_auc_ci'], percent=False)}"
+                    if b.get("roc_auc") is not None else "")]
+        if b.get("threshold") is not None:
+            lines.append(
+                f"Operating point: <b>{b['positive_class']}</b> when its probability ≥ "
+                f"{b['threshold']:.3f} ({b['threshold_rule']}, chosen on validation) → "
+                f"sensitivity {format_ci(b['sensitivity'], b['sensitivity_ci'])}, "
+                f"specificity {format_ci(b['specificity'], b['specificity_ci'])}")
+        lines.append(f"Calibration error {b['ece']:.3f} after temperature "
+                     f"{b['temperature']:.2f} ({b['ece_uncalibrated']:.3f} before) · "
+                     f"95 % CI by bootstrap over "
+                     f"{'patients' if b['intervals']['resampled'] == 'groups' else 'images'} · "
+                     f"best epoch {m['best_epoch']} of {m['epochs_run']} · "
+                     f"{config['backbone']['display_name']}")
+        if part == "validation" and not m.get("test"):
+            lines.append("<b>No test part was held out</b>: set a held-out test share on the "
+                         "Data step for numbers you can report.")
+        return "<br>".join(lines)
+
+    def _fill_table(self, block: dict, legacy: bool) -> None:
+        self.table.setRowCount(len(self.classes))
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        for r, name in enumerate(classes):
-            row = m["per_class"][name]
-            values = [name, f"{row['precision']:.3f}", f"{row['recall']:.3f}",
-                      f"{row['f1']:.3f}", str(row["support"])]
+        for r, name in enumerate(self.classes):
+            row = block["per_class"][name]
+            if legacy:
+                values = [name, f"{row['recall']:.3f}", "", f"{row['precision']:.3f}", "",
+                          f"{row['f1']:.3f}", str(row["support"])]
+            else:
+                values = [name, *(format_ci(row[k], row[f"{k}_ci"]).replace(" (95 % CI ", "\n(")
+                                  for k in ("sensitivity", "specificity", "ppv", "npv", "f1")),
+                          str(row["support"])]
             for c, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 if c:
                     item.setTextAlignment(right)
                 self.table.setItem(r, c, item)
-        wrong.sort(key=lambda row: -row.confidence)  # the most confident mistakes first
-        self.gallery_title.setText(f"Misclassified validation images ({len(wrong)})")
-        shown = wrong[:GALLERY_LIMIT]
-        window = config.get("preprocessing", {}).get("window", "file")  # as the model saw
+        self.table.resizeRowsToContents()
+
+    def _fill_curves(self, block: dict) -> None:
+        for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
+            plot.clear()
+        pen = pg.mkPen((31, 119, 180), width=2)
+        diagonal = pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine)
+        curves = block.get("curves")
+        if curves:
+            roc = curves["roc"]
+            self.roc_plot.plot([0, 1], [0, 1], pen=diagonal)
+            self.roc_plot.plot(roc["fpr"], roc["tpr"], pen=pen)
+            if block.get("threshold") is not None:
+                spec, sens = block["specificity"], block["sensitivity"]
+                if spec is not None and sens is not None:
+                    self.roc_plot.plot([1 - spec], [sens], pen=None, symbol="o",
+                                       symbolBrush=(214, 39, 40), symbolSize=9)
+            pr = curves["pr"]
+            self.pr_plot.plot(pr["recall"], pr["precision"], pen=pen)
+        only = "" if curves else " (two classes only)"
+        self.roc_plot.setTitle(f"ROC{only}")
+        self.pr_plot.setTitle(f"Precision–recall{only}")
+        bins = block.get("reliability") or []
+        self.reliability_plot.plot([0, 1], [0, 1], pen=diagonal)
+        if bins:
+            self.reliability_plot.plot([b["confidence"] for b in bins],
+                                       [b["accuracy"] for b in bins], pen=pen, symbol="o",
+                                       symbolSize=6, symbolBrush=(31, 119, 180))
+
+    # --- images -------------------------------------------------------------------------
+    def show_cell(self, cell: tuple[int, int] | None, pred: int | None = None) -> None:
+        """The gallery shows one confusion-matrix cell (true, predicted), or with None every
+        image of the part, the mistakes first."""
+        if pred is not None:  # called by the signal as (true, pred)
+            cell = (cell, pred)
+        self.cell = cell
+        self._fill_gallery_rows()
+
+    def _fill_gallery_rows(self) -> None:
+        if not self.classes:
+            return
+        rows = list(self.rows)
+        descending = self.sort_combo.currentIndex() == 0
+        rows.sort(key=lambda r: -r.confidence if descending else r.confidence)
+        if self.cell is not None:
+            true, pred = (self.classes[i] for i in self.cell)
+            rows = [r for r in rows if r.label == true and r.predicted == pred]
+            self.gallery_title.setText(f"True {true}, called {pred}: {len(rows)} image(s)")
+        else:
+            rows.sort(key=lambda r: r.correct)  # stable: mistakes first, each group sorted
+            wrong = sum(1 for r in rows if not r.correct)
+            self.gallery_title.setText(f"{len(rows)} images, misclassified first ({wrong}) "
+                                       "· click a matrix cell to filter, double-click an "
+                                       "image for its heatmap")
+        self.gallery_rows = rows
+        self.gallery.clear()
+        shown = rows[:GALLERY_LIMIT]
+        window = self.window
 
         def thumbnails(token):
             out = []
@@ -204,9 +418,35 @@ class ResultsPage(Page):
                     out.append((row, None))
             return out
 
-        # a newer run shown before these are ready drops them
+        # a newer request (another cell, another run) drops these
         self._thumbnails.start(thumbnails, on_done=self._fill_gallery)
 
+    def _fill_gallery(self, rows) -> None:
+        self.gallery.clear()
+        for k, (row, image) in enumerate(rows):
+            icon = QIcon(QPixmap.fromImage(image)) if image is not None else QIcon()
+            item = QListWidgetItem(
+                icon, f"true: {row.label}\ncalled: {row.predicted}\n({row.confidence:.0%})")
+            item.setToolTip(row.path)
+            item.setData(Qt.ItemDataRole.UserRole, k)
+            self.gallery.addItem(item)
+
+    def _open_item(self, item: QListWidgetItem) -> None:
+        row = self.gallery_rows[int(item.data(Qt.ItemDataRole.UserRole))]
+        self.open_image(row)
+
+    def open_image(self, row) -> None:
+        """Enlarge one image beside its Grad-CAM heatmap (computed off the GUI thread)."""
+        if self.shown_run is None:
+            return
+        if self.dialog is not None:
+            self.dialog.close()
+        self.dialog = ImageDialog(self.shown_run, row.path, self.classes, self.window,
+                                  caption=f"true: {row.label} · called: {row.predicted} "
+                                          f"({row.confidence:.1%})", parent=self)
+        self.dialog.show()
+
+    # --- export -------------------------------------------------------------------------
     def _choose_export_folder(self) -> None:
         parent = QFileDialog.getExistingDirectory(self, "Export into folder", str(Path.home()))
         if parent and self.shown_run is not None:
@@ -227,7 +467,7 @@ class ResultsPage(Page):
             self.export_button.setEnabled(True)
             self.export_label.setText(
                 f"Exported {result.model_file} — same answer as the app on "
-                f"{result.agreement:.1%} of {result.images} validation images "
+                f"{result.agreement:.1%} of {result.images} validation and test images "
                 f"(max probability difference {result.max_abs_diff:.1e}). See MODEL_CARD.md.")
 
         def failed(message: str) -> None:
@@ -238,11 +478,3 @@ class ResultsPage(Page):
 
         run_task(lambda: export_run(run_dir, fmt, out_dir), on_done=done, on_error=failed,
                  parent=self)
-
-    def _fill_gallery(self, rows) -> None:
-        for row, image in rows:
-            icon = QIcon(QPixmap.fromImage(image)) if image is not None else QIcon()
-            item = QListWidgetItem(
-                icon, f"true: {row.label}\npredicted: {row.predicted}\n({row.confidence:.0%})")
-            item.setToolTip(row.path)
-            self.gallery.addItem(item)

@@ -1,0 +1,88 @@
+"""The Results step as a reviewer uses it: held-out numbers with intervals, a confusion
+matrix whose cells open exactly their images, validation on request, heatmaps."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from tlstudio.core.engine.config import TrainConfig
+from tlstudio.core.runs.history import read_predictions
+from tlstudio.core.runs.training import train
+
+
+@pytest.fixture
+def shapes_run(shapes, tmp_path):
+    run = tmp_path / "run"
+    # two epochs of a linear probe: good, not perfect, so several cells hold images
+    train(TrainConfig(epochs=2, batch_size=16, workers=2, val_fraction=0.25,
+                      test_fraction=0.25), shapes, run)
+    return run
+
+
+def _show(window, qtbot, run):
+    window.state.set_run(run)
+    results = window.results_page
+    window.stack.setCurrentWidget(results)
+    results.on_enter()
+    qtbot.waitUntil(lambda: "Accuracy" in results.summary_label.text(), timeout=10_000)
+    return results
+
+
+def _shown_paths(results) -> list[str]:
+    return sorted(results.gallery.item(i).toolTip() for i in range(results.gallery.count()))
+
+
+def test_the_headline_is_the_held_out_test_with_intervals(window, qtbot, shapes_run):
+    results = _show(window, qtbot, shapes_run)
+    test = json.loads((shapes_run / "metrics.json").read_text())["test"]
+    summary = results.summary_label.text()
+    assert "held-out test images" in summary and "95 % CI" in summary
+    assert f"{test['accuracy'] * 100:.1f} %" in summary
+    assert "Operating point" in summary and f"{test['threshold']:.3f}" in summary
+    assert results.title_label.text() == "Results on the held-out test images"
+    assert np.array_equal(results.matrix_plot.matrix, test["confusion_matrix"])
+    assert "CI" not in results.table.item(0, 1).text() and "(" in results.table.item(0, 1).text()
+
+    # validation on request, said to be optimistic; its matrix counts the validation images
+    results.part_combo.setCurrentIndex(results.part_combo.findData("validation"))
+    val = json.loads((shapes_run / "metrics.json").read_text())["validation"]
+    assert results.matrix_plot.matrix.sum() == val["n"]
+    assert "optimistic" in results.summary_label.text()
+
+
+def test_clicking_a_confusion_matrix_cell_shows_exactly_its_images(window, qtbot, shapes_run):
+    results = _show(window, qtbot, shapes_run)
+    rows = read_predictions(shapes_run, "test")
+    classes = ["disc", "square"]
+    for true in range(2):
+        for called in range(2):
+            expected = sorted(r.path for r in rows
+                              if r.label == classes[true] and r.predicted == classes[called])
+            qtbot.mouseClick(results.matrix_plot.viewport(), Qt.MouseButton.LeftButton,
+                             pos=results.matrix_plot.cell_centre(true, called))
+            qtbot.waitUntil(lambda t=true, c=called: results.gallery_title.text().startswith(
+                f"True {classes[t]}, called {classes[c]}"), timeout=5_000)
+            qtbot.waitUntil(lambda n=len(expected): results.gallery.count() == n,
+                            timeout=10_000)
+            assert _shown_paths(results) == expected
+            assert len(expected) == results.matrix_plot.matrix[true, called]
+    results.all_button.click()
+    qtbot.waitUntil(lambda: results.gallery.count() == len(rows), timeout=10_000)
+    first = results.gallery_rows[0]
+    assert first.correct is False or all(r.correct for r in rows)  # mistakes first
+
+
+def test_an_enlarged_image_shows_its_heatmap(window, qtbot, shapes_run):
+    results = _show(window, qtbot, shapes_run)
+    row = read_predictions(shapes_run, "test")[0]
+    results.open_image(row)
+    dialog = results.dialog
+    qtbot.waitUntil(lambda: dialog.explanation is not None, timeout=30_000)
+    assert dialog.explanation.heatmap.shape == (96, 96)
+    assert dialog.prediction.label == row.predicted
+    assert not dialog.heat_label.pixmap().isNull()
+    assert "heatmap for" in dialog.note.text().lower()
