@@ -66,8 +66,8 @@ def test_clicking_a_confusion_matrix_cell_shows_exactly_its_images(window, qtbot
                              pos=results.matrix_plot.cell_centre(true, called))
             qtbot.waitUntil(lambda t=true, c=called: results.gallery_title.text().startswith(
                 f"True {classes[t]}, called {classes[c]}"), timeout=5_000)
-            qtbot.waitUntil(lambda n=len(expected): results.gallery.count() == n,
-                            timeout=10_000)
+            count = len(expected)
+            qtbot.waitUntil(lambda n=count: results.gallery.count() == n, timeout=10_000)
             assert _shown_paths(results) == expected
             assert len(expected) == results.matrix_plot.matrix[true, called]
     results.all_button.click()
