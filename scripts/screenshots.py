@@ -70,6 +70,18 @@ def main() -> int:
     wait_until(app, lambda: "Export" in results.export_label.text()
                and "…" not in results.export_label.text(), 300)
     shot("5-results")
+    results.show_cell((1, 0))  # the missed tumours
+    wait_until(app, lambda: results.gallery_title.text().startswith("True"))
+    rows = results.gallery_rows or results.rows
+    results.open_image(rows[0])
+    wait_until(app, lambda: results.dialog.explanation is not None, 120)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    results.dialog.grab().save(str(OUT / "5-results-heatmap.png"))
+    print("wrote", OUT / "5-results-heatmap.png")
+    results.dialog.close()
+    results.show_cell(None)
     window.go(5)
     sample = window.state.index.items
     window.predict_page.predict_paths([sample[0].path, sample[-1].path, sample[5].path])

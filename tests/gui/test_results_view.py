@@ -45,7 +45,8 @@ def test_the_headline_is_the_held_out_test_with_intervals(window, qtbot, shapes_
     assert "Operating point" in summary and f"{test['threshold']:.3f}" in summary
     assert results.title_label.text() == "Results on the held-out test images"
     assert np.array_equal(results.matrix_plot.matrix, test["confusion_matrix"])
-    assert "CI" not in results.table.item(0, 1).text() and "(" in results.table.item(0, 1).text()
+    sensitivity = test["per_class"]["square"]["sensitivity"]
+    assert results.table.item(0, 1).text().startswith(f"{sensitivity * 100:.1f} % (")
 
     # validation on request, said to be optimistic; its matrix counts the validation images
     results.part_combo.setCurrentIndex(results.part_combo.findData("validation"))

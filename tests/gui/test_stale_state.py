@@ -55,7 +55,7 @@ def test_loading_dataset_b_takes_dataset_a_model_away(qtbot, window, tmp_path):
     window.go(4)
     results = window.results_page
     qtbot.waitUntil(lambda: "Accuracy" in results.summary_label.text(), timeout=30_000)
-    assert results.table.rowCount() == 2 and results.export_button.isEnabled()
+    assert results.table.columnCount() == 2 and results.export_button.isEnabled()
     results.export_label.setText(f"Exported {tmp_path / 'x'} — same answer as the app …")
     predict = window.predict_page
     window.go(5)
@@ -73,7 +73,7 @@ def test_loading_dataset_b_takes_dataset_a_model_away(qtbot, window, tmp_path):
     # Results: nothing of A's run, and the reason
     assert "Out of date" in results.summary_label.text()
     assert "dataset changed" in results.summary_label.text()
-    assert results.table.rowCount() == 0 and results.gallery.count() == 0
+    assert results.table.columnCount() == 0 and results.gallery.count() == 0
     assert results.matrix_plot.matrix.size == 0
     assert results.matrix_plot.getAxis("bottom")._tickLevels is None  # no class names of A
     assert results.export_label.text() == "" and not results.export_button.isEnabled()

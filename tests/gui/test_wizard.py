@@ -85,8 +85,8 @@ def test_whole_wizard(qtbot, window, mri_folder, tmp_path, monkeypatch):
     accuracy = np.trace(matrix) / matrix.sum()
     assert f"Accuracy {accuracy * 100:.1f} %" in results.summary_label.text()
     assert "held-out test images" in results.summary_label.text()
-    assert results.table.rowCount() == 2
-    assert results.table.item(0, 0).text() == "no"
+    assert results.table.columnCount() == 2
+    assert results.table.horizontalHeaderItem(0).text() == "no"
     # Export from the Results step: the parity figure is shown to the user
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(tmp_path))
     results.format_combo.setCurrentText("onnx")

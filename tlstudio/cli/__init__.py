@@ -20,6 +20,7 @@ from .commands import (
     _add_scan,
 )
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED
+from .runs import _add_compare, _add_runs
 from .training import ProgressPrinter, _add_train
 
 __all__ = ["ProgressPrinter", "build_parser", "main"]
@@ -47,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layers(sub)
     _add_bench(sub)
     _add_export(sub)
+    _add_runs(sub)
+    _add_compare(sub)
     return parser
 
 

@@ -56,6 +56,11 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
             page.changed.connect(self.update_navigation)
         self.steps.currentRowChanged.connect(self._show_step)
+        self.runs_button = QPushButton("All runs…")
+        self.runs_button.setToolTip("Every run kept by tlstudio: reopen its results, compare, "
+                                    "delete or resume")
+        self.runs_button.clicked.connect(self.open_runs)
+        self.runs_dialog = None
 
         self.back_button = QPushButton("← Back")
         self.next_button = QPushButton("Next →")
@@ -76,7 +81,10 @@ class MainWindow(QMainWindow):
         central = QWidget()
         outer = QHBoxLayout(central)
         outer.setContentsMargins(0, 0, 8, 8)
-        outer.addWidget(self.steps)
+        sidebar = QVBoxLayout()
+        sidebar.addWidget(self.steps, 1)
+        sidebar.addWidget(self.runs_button)
+        outer.addLayout(sidebar)
         outer.addLayout(right, 1)
         self.setCentralWidget(central)
         self.train_page.training_finished.connect(lambda _m: self.update_navigation())
@@ -127,6 +135,43 @@ class MainWindow(QMainWindow):
         self.next_button.setEnabled(reason is None and not last)
         self.back_button.setEnabled(self.current > 0)
         self.reason_label.setText("" if reason is None else f"Next is disabled: {reason}")
+
+    # --- runs ---------------------------------------------------------------------------
+    def open_runs(self):
+        from .runs_view import RunsDialog
+
+        if self.runs_dialog is None:
+            self.runs_dialog = RunsDialog(parent=self)
+            self.runs_dialog.resume_requested.connect(self.resume_run)
+        else:
+            self.runs_dialog.refresh()
+        self.runs_dialog.show()
+        self.runs_dialog.raise_()
+        return self.runs_dialog
+
+    def resume_run(self, run_dir) -> None:
+        """Resume from the Runs view: on the Train step, when its dataset is the one loaded
+        (the resumed run then becomes the one Results shows)."""
+        from .pages.train_page import _dataset_root
+
+        loaded = str(self.state.index.root) if self.state.index is not None else None
+        root = _dataset_root(run_dir)
+        if root is None or root != loaded or self.train_page.running:
+            why = ("training is running" if self.train_page.running else
+                   f"its dataset is not the one loaded: open {root} on the Data step first")
+            self.runs_dialog.message.setText(
+                f"Cannot resume {run_dir.name} here: {why}. Or in a terminal: "
+                f"tlstudio train --resume {run_dir}")
+            return
+        self.train_page.refresh_runs()
+        found = self.train_page.unfinished.findData(str(run_dir))
+        if found < 0:
+            self.runs_dialog.message.setText(f"{run_dir.name} cannot be resumed")
+            return
+        self.train_page.unfinished.setCurrentIndex(found)
+        self.go(3)
+        self.train_page.resume_selected()
+        self.runs_dialog.message.setText(f"Resuming {run_dir.name} on the Train step.")
 
     # --- drops and closing --------------------------------------------------------------
     def dragEnterEvent(self, event):  # noqa: N802 (Qt override)

@@ -158,13 +158,9 @@ class ResultsPage(Page):
         self.matrix_plot.setToolTip("Click a cell to see its images below")
         self.matrix_plot.cell_clicked.connect(self.show_cell)
         row.addWidget(self.matrix_plot, 2)
-        self.table = QTableWidget(0, 7)
-        self.table.setHorizontalHeaderLabels(
-            ["class", "sensitivity", "specificity", "PPV", "NPV", "F1", "images"])
+        # one column per class, one row per measure: a value and its interval fit a cell
+        self.table = QTableWidget(0, 0)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(
-            0, QHeaderView.ResizeMode.ResizeToContents)
-        self.table.verticalHeader().setVisible(False)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(True)
         row.addWidget(self.table, 3)
@@ -225,7 +221,9 @@ class ResultsPage(Page):
         self.matrix_plot.reset()
         for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
             plot.clear()
+        self.table.clear()
         self.table.setRowCount(0)
+        self.table.setColumnCount(0)
         self.gallery.clear()
         self.part_combo.blockSignals(True)
         self.part_combo.clear()
@@ -331,23 +329,27 @@ class ResultsPage(Page):
         return "<br>".join(lines)
 
     def _fill_table(self, block: dict, legacy: bool) -> None:
-        self.table.setRowCount(len(self.classes))
-        right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        for r, name in enumerate(self.classes):
+        """Columns: the classes (each against the rest); rows: the measures with intervals."""
+        measures = ([("recall (sensitivity)", "recall"), ("precision (PPV)", "precision"),
+                     ("F1", "f1")] if legacy else
+                    [("sensitivity", "sensitivity"), ("specificity", "specificity"),
+                     ("PPV", "ppv"), ("NPV", "npv"), ("F1", "f1")])
+        self.table.clear()
+        self.table.setColumnCount(len(self.classes))
+        self.table.setRowCount(len(measures) + 1)
+        self.table.setHorizontalHeaderLabels(self.classes)
+        self.table.setVerticalHeaderLabels([label for label, _ in measures] + ["images"])
+        centre = Qt.AlignmentFlag.AlignCenter
+        for c, name in enumerate(self.classes):
             row = block["per_class"][name]
-            if legacy:
-                values = [name, f"{row['recall']:.3f}", "", f"{row['precision']:.3f}", "",
-                          f"{row['f1']:.3f}", str(row["support"])]
-            else:
-                values = [name, *(format_ci(row[k], row[f"{k}_ci"]).replace(" (95 % CI ", "\n(")
-                                  for k in ("sensitivity", "specificity", "ppv", "npv", "f1")),
-                          str(row["support"])]
-            for c, value in enumerate(values):
+            cells = [(f"{row[key]:.3f}" if legacy else
+                      format_ci(row[key], row[f"{key}_ci"]).replace(" (95 % CI ", " (")
+                      ) for _, key in measures] + [str(row["support"])]
+            for r, value in enumerate(cells):
                 item = QTableWidgetItem(value)
-                if c:
-                    item.setTextAlignment(right)
+                item.setTextAlignment(centre)
                 self.table.setItem(r, c, item)
-        self.table.resizeRowsToContents()
+        self.table.setToolTip("Each class against the others, with 95 % intervals")
 
     def _fill_curves(self, block: dict) -> None:
         for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
