@@ -257,6 +257,8 @@ def test_a_dicom_folder_trains_predicts_exports_and_keeps_patients_out(tmp_path)
     assert json.loads((export / "preprocessing.json").read_text())["window"] == "auto"
     assert main(["predict", "--model", str(export / "model.onnx"), str(data / "ct")]) == 0
     assert main(["predict", "--run", str(run), str(data / "mr" / "4467")]) == 0
+    assert main(["report", "--run", str(run)]) == 0  # the report too holds no patient data
+    assert (run / "report.html").is_file()
 
     secrets = patient_values(data)
     for folder in (run, export):

@@ -87,3 +87,13 @@ def test_an_enlarged_image_shows_its_heatmap(window, qtbot, shapes_run):
     assert dialog.prediction.label == row.predicted
     assert not dialog.heat_label.pixmap().isNull()
     assert "heatmap for" in dialog.note.text().lower()
+
+
+def test_the_report_button_writes_one_file_into_the_run(window, qtbot, shapes_run):
+    results = _show(window, qtbot, shapes_run)
+    results.report_button.click()
+    qtbot.waitUntil(lambda: "Report written" in results.export_label.text()
+                    or "No report" in results.export_label.text(), timeout=60_000)
+    assert "Report written" in results.export_label.text()
+    report = shapes_run / "report.html"
+    assert report.is_file() and "held-out test" in report.read_text(encoding="utf-8")

@@ -20,7 +20,7 @@ from .commands import (
     _add_scan,
 )
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED
-from .runs import _add_compare, _add_runs
+from .runs import _add_compare, _add_report, _add_runs
 from .training import ProgressPrinter, _add_train
 
 __all__ = ["ProgressPrinter", "build_parser", "main"]
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_runs(sub)
     _add_compare(sub)
+    _add_report(sub)
     return parser
 
 

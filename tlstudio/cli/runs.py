@@ -61,3 +61,31 @@ def cmd_compare(args) -> int:
         return 0
     print("\n".join(comparison_text(rows)))
     return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="write one self-contained HTML report of a run: data, "
+                                      "settings, curves, held-out metrics with intervals, ROC, "
+                                      "calibration, confusion matrix, heatmaps, model card")
+    p.add_argument("--run", required=True, metavar="RUN_DIR")
+    p.add_argument("--out", help="file or folder to write (default: RUN_DIR/report.html)")
+    p.add_argument("--no-images", action="store_true",
+                   help="leave out the example images and their heatmaps")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from ..core.runs.history import read_config
+    from ..core.runs.report import write_report
+
+    read_config(args.run)  # not a run: exit 2 before any work
+    if args.out:
+        out = Path(args.out).expanduser().resolve()
+        data = Path(str(read_config(args.run).get("dataset", {}).get("root", ""))).resolve()
+        folder = data if data.is_dir() else data.parent
+        if str(folder) not in ("", "/") and (out == folder or folder in out.parents):
+            raise UserError(f"--out '{args.out}' is inside the run's dataset folder; tlstudio "
+                            "never writes into your data")
+    path = write_report(args.run, args.out, images=not args.no_images)
+    print(f"report: {path}")
+    return 0

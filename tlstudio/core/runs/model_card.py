@@ -62,7 +62,21 @@ Confusion matrix on the test part (rows: true class, columns: predicted):
 """
 
 
-def model_card(run, fmt: str, result) -> str:
+def _export_check(result) -> str:
+    if result is None:
+        return ""
+    return f"""## Export check
+The exported file was run on the {result.images} validation and test images the way an outside
+user would run it (its own preprocessing from `preprocessing.json`) and compared with the
+app: agreement of the called class {result.agreement:.2%}, largest probability difference
+{result.max_abs_diff:.2e} (required agreement: 99.5 %).
+
+"""
+
+
+def model_card(run, fmt: str | None, result) -> str:
+    """The card for an export (``result``: its parity check), or with ``result`` None the
+    card of the run itself, as the report carries it."""
     cfg, m = run.config, run.metrics
     backbone, train, data = cfg["backbone"], cfg["train"], cfg["dataset"]
     counts = ", ".join(f"{name}: {n}" for name, n in data["counts"].items())
@@ -75,9 +89,12 @@ def model_card(run, fmt: str, result) -> str:
     how = ("linear probe: backbone frozen, features computed once, new head trained"
            if mode == "linear-probe" else "fine-tune of the unfrozen layers")
     today = dt.date.today().isoformat()
+    origin = (f"Exported by tlstudio {__version__} on {today} as {fmt.upper()} "
+              f"(`{result.model_file.name}`)." if result is not None else
+              f"Written by tlstudio {__version__} on {today} for run `{run.dir.name}`.")
     return f"""# Model card: {", ".join(run.classes)} classifier
 
-Exported by tlstudio {__version__} on {today} as {fmt.upper()} (`{result.model_file.name}`).
+{origin}
 
 ## Model
 - Backbone: {backbone['display_name']} (timm `{backbone['timm_name']}`,
@@ -122,13 +139,7 @@ Confusion matrix (rows: true class, columns: predicted):
 
 {_matrix(m)}
 
-## Export check
-The exported file was run on the {result.images} validation and test images the way an outside
-user would run it (its own preprocessing from `preprocessing.json`) and compared with the
-app: agreement of the called class {result.agreement:.2%}, largest probability difference
-{result.max_abs_diff:.2e} (required agreement: 99.5 %).
-
-## Intended use
+{_export_check(result)}## Intended use
 Sorting or triaging images like the {sizes['train']} it was trained on, with a person
 checking the results. It is not a medical device and not validated for diagnosis.
 

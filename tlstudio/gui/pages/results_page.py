@@ -30,6 +30,7 @@ from ...core.data.images import ImageReadError
 from ...core.evaluation.uncertainty import format_ci
 from ...core.runs.export import export_run
 from ...core.runs.history import read_config, read_metrics, read_predictions
+from ...core.runs.report import write_report
 from ...errors import UserError
 from ...pixels import parse_image_key
 from ..image_view import ImageDialog
@@ -205,8 +206,16 @@ class ResultsPage(Page):
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self._choose_export_folder)
         export_row.addWidget(self.export_button)
+        self.report_button = QPushButton("Write report")
+        self.report_button.setToolTip("One self-contained HTML file in the run's folder: data, "
+                                      "settings, curves, test metrics with intervals, ROC, "
+                                      "calibration, confusion matrix, heatmaps, model card")
+        self.report_button.clicked.connect(self.write_report)
+        export_row.addWidget(self.report_button)
         self.export_label = QLabel("")
         self.export_label.setWordWrap(True)
+        self.export_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
+        self.export_label.setOpenExternalLinks(True)
         export_row.addWidget(self.export_label, 1)
         layout.addLayout(export_row)
         self.dialog: ImageDialog | None = None
@@ -232,6 +241,7 @@ class ResultsPage(Page):
         self.gallery_title.setText("Misclassified images")
         self.export_label.setText("")
         self.export_button.setEnabled(False)
+        self.report_button.setEnabled(False)
         if self.dialog is not None:
             self.dialog.close()
             self.dialog = None
@@ -247,6 +257,7 @@ class ResultsPage(Page):
             return
         self.shown_run = run_dir
         self.export_button.setEnabled(True)
+        self.report_button.setEnabled(True)
         self.show_run(run_dir)
 
     def show_run(self, run_dir) -> None:
@@ -447,6 +458,30 @@ class ResultsPage(Page):
                                   caption=f"true: {row.label} · called: {row.predicted} "
                                           f"({row.confidence:.1%})", parent=self)
         self.dialog.show()
+
+    # --- report and export --------------------------------------------------------------
+    def write_report(self) -> None:
+        """The run's one-file report, written off the GUI thread (heatmaps take seconds)."""
+        run_dir = self.shown_run
+        if run_dir is None:
+            return
+        self.report_button.setEnabled(False)
+        self.export_label.setText("Writing the report (with example heatmaps) …")
+
+        def done(path) -> None:
+            if self.shown_run != run_dir:
+                return
+            self.report_button.setEnabled(True)
+            self.export_label.setText(f'Report written: <a href="{Path(path).as_uri()}">'
+                                      f"{path}</a>")
+
+        def failed(message: str) -> None:
+            if self.shown_run != run_dir:
+                return
+            self.report_button.setEnabled(True)
+            self.export_label.setText(f"<b>No report:</b> {message.splitlines()[0]}")
+
+        run_task(lambda: write_report(run_dir), on_done=done, on_error=failed, parent=self)
 
     # --- export -------------------------------------------------------------------------
     def _choose_export_folder(self) -> None:
