@@ -97,3 +97,25 @@ def test_the_report_button_writes_one_file_into_the_run(window, qtbot, shapes_ru
     assert "Report written" in results.export_label.text()
     report = shapes_run / "report.html"
     assert report.is_file() and "held-out test" in report.read_text(encoding="utf-8")
+
+
+def test_predict_says_its_threshold_and_shows_a_heatmap(window, qtbot, shapes_run, shapes):
+    window.state.set_run(shapes_run)
+    page = window.predict_page
+    page.predict_paths([shapes / "square" / "square_000.png"])
+    qtbot.waitUntil(lambda: page.table.rowCount() == 1 and not page.busy, timeout=30_000)
+    threshold = json.loads((shapes_run / "metrics.json").read_text())["decision"]["threshold"]
+    assert f"'square' is called when its probability is at least {threshold:.3f}" in \
+        page.status_label.text()
+    page.heat_check.setChecked(True)
+    qtbot.waitUntil(lambda: page.heat_image is not None, timeout=30_000)
+    assert not page.preview.pixmap().isNull()
+
+
+def test_the_train_step_sets_the_operating_point_rule(window):
+    page = window.train_page
+    assert page.form_values()["threshold"] == "youden"
+    page.threshold_rule.setCurrentIndex(page.threshold_rule.findData("sensitivity"))
+    page.threshold_target.setValue(90)
+    config = window.state.train_config(**page.form_values()).resolved()
+    assert config.threshold == "sensitivity=0.9"

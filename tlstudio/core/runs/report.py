@@ -33,7 +33,7 @@ color:#1d2733;line-height:1.45;padding:0 16px}
 h1{font-size:1.6em;margin-bottom:0}h2{border-bottom:1px solid #d5dbe3;padding-bottom:4px;
 margin-top:2em}table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #d5dbe3;
 padding:4px 8px;text-align:right}th{background:#f0f3f7}
-td:first-child,th:first-child{text-align:left}
+td:first-child,th:first-child{text-align:left}.settings td{text-align:left}
 .muted{color:#5b6775}.warn{background:#fff4e0;border-left:4px solid #e0a030;padding:6px 10px}
 .plots{display:flex;flex-wrap:wrap;gap:16px}.ex{display:inline-block;width:230px;margin:6px;
 vertical-align:top;font-size:.85em}.ex img{width:110px;height:auto}pre{white-space:pre-wrap;
@@ -258,7 +258,7 @@ Split (seed {train["seed"]}, stratified{", groups never split" if data.get("grou
 {sizes["train"]} training, {sizes["val"]} validation, {sizes.get("test", 0)} held-out test.
 {len(data["problems"])} file(s) or row(s) reported while scanning.</p>
 <h2>Settings</h2>
-<table>
+<table class="settings">
 <tr><td>Backbone</td><td>{_e(config["backbone"]["display_name"])} (pretrained on
 {_e(config["backbone"]["pretrained_on"])})</td></tr>
 <tr><td>Mode</td><td>{_e(train["mode"])}; frozen: {_e(frozen)}</td></tr>

@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -52,7 +53,13 @@ class PredictPage(Page):
         row.addLayout(buttons)
         layout.addLayout(row)
         self.status_label = QLabel("")
+        self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
+        self.heat_check = QCheckBox("Show where the model looked (Grad-CAM heatmap)")
+        self.heat_check.toggled.connect(lambda _on: self._preview_selected())
+        layout.addWidget(self.heat_check)
+        self._heat_task = LatestTask(self)
+        self.heat_image = None  # the last heatmap shown (QImage)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.table = QTableWidget(0, 4)
@@ -80,6 +87,8 @@ class PredictPage(Page):
         """Answers of a model that is no longer current are taken off the screen, and a
         prediction still running for it is dropped."""
         self._task.cancel()
+        self._heat_task.cancel()
+        self.heat_image = None
         self.busy = False
         self.predictor, self.predictor_for = None, None
         self.results = []
@@ -150,7 +159,8 @@ class PredictPage(Page):
                 self.table.setItem(r, c, QTableWidgetItem(f"{label}  {p:.1%}"))
         errors = sum(1 for r in results if r.error)
         self.status_label.setText(f"{len(results)} image(s) predicted"
-                                  + (f", {errors} unreadable" if errors else "") + ".")
+                                  + (f", {errors} unreadable" if errors else "") + ". "
+                                  + decision_text(self.predictor))
         if results:
             self.table.selectRow(start)
 
@@ -165,9 +175,41 @@ class PredictPage(Page):
                 thumbnail(result.path, 320, window, result.frame)))
         except ImageReadError as exc:
             self.preview.setText(str(exc))
+        if self.heat_check.isChecked() and not result.error and self.predictor is not None:
+            self._show_heatmap(result)
         if result.error:
             self.preview_text.setText(result.error)
         else:
             self.preview_text.setText(
                 f"<b>{result.label}</b><br>" + "<br>".join(
                     f"{label}: {p:.1%}" for label, p in result.top(len(result.probabilities))))
+
+    def _show_heatmap(self, result) -> None:
+        """The overlay replaces the preview when it arrives (computed off the GUI thread)."""
+        from ..image_view import explain_one
+
+        run_dir = self.predictor.run.dir
+        self._heat_task.start(lambda _token: explain_one(run_dir, result.key, None),
+                              on_done=lambda out: self._heat_ready(result, out),
+                              on_error=lambda message: self.preview_text.setText(
+                                  f"No heatmap: {message}"))
+
+    def _heat_ready(self, result, out) -> None:
+        rows = self.table.selectionModel().selectedRows()
+        if not rows or self.results[rows[0].row()] is not result:
+            return  # another row was chosen meanwhile
+        _, heat, _, explanation = out
+        self.heat_image = heat
+        self.preview.setPixmap(QPixmap.fromImage(heat))
+        self.preview.setToolTip(f"heatmap for '{self.predictor.classes[explanation.class_index]}'")
+
+
+def decision_text(predictor) -> str:
+    """How the run turns probabilities into a call, in words (chosen on validation)."""
+    d = predictor.decision
+    if d.threshold is not None:
+        text = (f"'{d.positive}' is called when its probability is at least {d.threshold:.3f} "
+                f"({d.rule}, chosen on validation)")
+    else:
+        text = "each image gets the class with the highest probability"
+    return text + f"; probabilities are calibrated (temperature {d.temperature:.2f})."

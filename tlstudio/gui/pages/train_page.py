@@ -82,6 +82,27 @@ class TrainPage(Page):
         self.patience = QSpinBox()
         self.patience.setRange(1, 100)
         form.addRow("Stop after no gain for:", self.patience)
+        self.threshold_rule = QComboBox()
+        for text, rule in (("balanced (Youden's J)", "youden"),
+                           ("sensitivity at least", "sensitivity"),
+                           ("specificity at least", "specificity")):
+            self.threshold_rule.addItem(text, rule)
+        self.threshold_rule.setToolTip(
+            "Two classes: how the validation images choose the probability above which the "
+            "second class is called. 'Sensitivity at least 95 %' misses few positives at the "
+            "cost of more false alarms. Predict and export use the same threshold.")
+        self.threshold_target = QDoubleSpinBox()
+        self.threshold_target.setRange(50.0, 100.0)
+        self.threshold_target.setValue(95.0)
+        self.threshold_target.setSuffix(" %")
+        self.threshold_target.setEnabled(False)
+        self.threshold_rule.currentIndexChanged.connect(
+            lambda _i: self.threshold_target.setEnabled(
+                self.threshold_rule.currentData() != "youden"))
+        threshold_row = QHBoxLayout()
+        threshold_row.addWidget(self.threshold_rule)
+        threshold_row.addWidget(self.threshold_target)
+        form.addRow("Operating point:", threshold_row)
         self.device_label = QLabel(pick_device("auto").description)
         form.addRow("Device:", self.device_label)
         self.start_from = QComboBox()
@@ -164,6 +185,8 @@ class TrainPage(Page):
             spin.valueChanged.connect(self._settings_edited)
         self.augmentation.currentTextChanged.connect(self._settings_edited)
         self.class_weights.toggled.connect(self._settings_edited)
+        self.threshold_rule.currentIndexChanged.connect(self._settings_edited)
+        self.threshold_target.valueChanged.connect(self._settings_edited)
         self.start_from.activated.connect(self._settings_edited)
         state.run_changed.connect(self._run_changed)
 
@@ -227,7 +250,12 @@ class TrainPage(Page):
         return dict(epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
                     augmentation=self.augmentation.currentText(),
                     class_weights=self.class_weights.isChecked(),
-                    patience=self.patience.value())
+                    patience=self.patience.value(), threshold=self.threshold())
+
+    def threshold(self) -> str:
+        """The threshold rule as the CLI writes it: youden | sensitivity=S | specificity=S."""
+        rule = self.threshold_rule.currentData()
+        return rule if rule == "youden" else f"{rule}={self.threshold_target.value() / 100:g}"
 
     # --- running ------------------------------------------------------------------------
     @property
@@ -307,7 +335,8 @@ class TrainPage(Page):
         self.stop_button.setEnabled(running)
         self.pause_button.setText("Pause")
         for w in (self.epochs, self.lr, self.batch, self.augmentation, self.class_weights,
-                  self.patience, self.start_from, self.unfinished, self.resume_button):
+                  self.patience, self.start_from, self.unfinished, self.resume_button,
+                  self.threshold_rule):
             w.setEnabled(not running)
         if not running:
             self.refresh_runs()
