@@ -243,6 +243,10 @@ def test_a_dicom_folder_trains_predicts_exports_and_keeps_patients_out(tmp_path)
                  "--val-fraction", "0.3", "--test-fraction", "0", "--window", "auto"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["val_accuracy"] >= 0.7  # 9 validation images from few patients
+    # results per DICOM subgroup: CT and MR side by side (counts and rates only)
+    modality = metrics["validation"]["subgroups"]["modality"]
+    assert set(modality) == {"CT", "MR"}
+    assert sum(v["n"] for v in modality.values()) == metrics["validation"]["n"]
     from tlstudio.core.runs.predict import Predictor
 
     rows = Predictor.from_run(run).predict([data])

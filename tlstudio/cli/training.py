@@ -245,6 +245,11 @@ def results_text(m: dict) -> list[str]:
             lines.append(f"  {name:>18}: sensitivity {format_ci(row['sensitivity'], None)}  "
                          f"PPV {format_ci(row['ppv'], None)}  "
                          f"F1 {format_ci(row['f1'], None)}  n={row['support']}")
+        for name, values in (t.get("subgroups") or {}).items():
+            lines.append(f"  by {name}:")
+            for value, row in values.items():
+                lines.append(f"    {value:>16}: accuracy "
+                             f"{format_ci(row['accuracy'], row['accuracy_ci'])}  n={row['n']}")
     else:
         lines.append("no test part was held out (--test-fraction 0): the numbers below come "
                      "from the validation images that also chose the epoch, so they are "

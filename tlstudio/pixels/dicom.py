@@ -214,6 +214,31 @@ def facts(path: Path) -> dict:
     }
 
 
+SUBGROUP_ATTRIBUTES = {"Manufacturer": "manufacturer", "ManufacturerModelName": "scanner model",
+                       "Modality": "modality", "BodyPartExamined": "body part",
+                       "PatientSex": "sex"}
+
+
+def subgroup_attributes(path: Path) -> dict[str, str]:
+    """Header values that results are broken down by (scanner maker, model, modality, body
+    part, sex, age in decades): only ever reported as counts and rates per value, never per
+    file; no identifying attribute is read."""
+    try:
+        ds = _read(path, pixels=False)
+    except DicomError:
+        return {}
+    out = {}
+    for key, name in SUBGROUP_ATTRIBUTES.items():
+        value = str(ds.get(key, "") or "").strip()
+        if value:
+            out[name] = value
+    age = str(ds.get("PatientAge", "") or "").strip()  # e.g. 047Y
+    if len(age) == 4 and age[:3].isdigit() and age[3] == "Y":
+        decade = int(age[:3]) // 10 * 10
+        out["age"] = f"{decade}–{decade + 9}"
+    return out
+
+
 def patient_group(path: Path) -> str | None:
     """A one-way hash of PatientID (else StudyInstanceUID): keeps a patient's images in one
     part of a split without the ID itself ever being kept."""
@@ -230,4 +255,5 @@ def patient_group(path: Path) -> str | None:
 
 
 __all__ = ["DICOM_EXTENSIONS", "DicomError", "WindowError", "facts", "frames_of",
-           "has_preamble", "is_dicom", "patient_group", "stored_window", "to_rgb_array"]
+           "has_preamble", "is_dicom", "patient_group", "stored_window", "subgroup_attributes",
+           "to_rgb_array"]

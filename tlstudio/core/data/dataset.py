@@ -47,6 +47,8 @@ class Item:
     label: str
     group: str | None = None
     frame: int | None = None
+    # further CSV columns (name, value): subgroups whose results are shown side by side
+    attributes: tuple[tuple[str, str], ...] = ()
 
     @property
     def key(self) -> str:
@@ -512,7 +514,9 @@ def _candidates_from_csv(csv_path: Path) -> tuple[list[Item], list[Problem]]:
                 reason += f" (if line {line_no} is a header, name its columns path,label[,group])"
             problems.append(Problem(kind, f"line {line_no}: {reason}", file))
             continue
-        items.append(Item(file, label, group or None))
+        extra = tuple((names[c], cells[c]) for c in range(min(width, len(cells)))
+                      if has_header and c not in used and cells[c]) if has_header else ()
+        items.append(Item(file, label, group or None, attributes=extra))
     return items, problems
 
 

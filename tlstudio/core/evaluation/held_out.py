@@ -16,6 +16,7 @@ import numpy as np
 from .calibration import apply_temperature, ece, fit_temperature, reliability
 from .metrics import evaluate
 from .operating_point import ThresholdError, choose_threshold, curves, predict_at
+from .subgroups import subgroup_metrics
 from .uncertainty import with_intervals
 
 
@@ -82,8 +83,10 @@ def choose_decision(val_probabilities: np.ndarray, val_targets: np.ndarray,
 
 
 def report(probabilities: np.ndarray, targets: np.ndarray, classes: list[str],
-           decision: Decision, groups=None, seed: int = 0) -> dict:
-    """The numbers of one part under a frozen decision, with 95 % intervals."""
+           decision: Decision, groups=None, seed: int = 0,
+           attributes: list[dict] | None = None) -> dict:
+    """The numbers of one part under a frozen decision, with 95 % intervals (and per
+    subgroup, when the images carry ``attributes``)."""
     targets = np.asarray(targets, dtype=np.int64)
     calibrated = decision.calibrate(probabilities)
     predicted = decision.call(calibrated)
@@ -110,20 +113,26 @@ def report(probabilities: np.ndarray, targets: np.ndarray, classes: list[str],
                     "specificity": row["specificity"], "specificity_ci": row["specificity_ci"]})
         if len(set(targets.tolist())) == 2:
             out["curves"] = curves(calibrated[:, 1], targets == 1)
+    if attributes:
+        out["subgroups"] = subgroup_metrics(calibrated, targets, predicted, classes,
+                                            attributes, groups, seed=seed)
     return out
 
 
 def held_out(val_probabilities: np.ndarray, val_targets: np.ndarray,
              test_probabilities: np.ndarray | None, test_targets: np.ndarray | None,
              classes: list[str], rule: str = "youden", test_groups=None,
-             val_groups=None, seed: int = 0) -> tuple[Decision, dict, dict | None]:
+             val_groups=None, seed: int = 0, val_attributes=None,
+             test_attributes=None) -> tuple[Decision, dict, dict | None]:
     """``(decision, validation report, test report or None)``."""
     try:
         decision = choose_decision(val_probabilities, val_targets, classes, rule)
     except ThresholdError as exc:
         raise ValueError(str(exc)) from exc
-    val = report(val_probabilities, val_targets, classes, decision, val_groups, seed)
+    val = report(val_probabilities, val_targets, classes, decision, val_groups, seed,
+                 val_attributes)
     test = None
     if test_targets is not None and len(test_targets):
-        test = report(test_probabilities, test_targets, classes, decision, test_groups, seed)
+        test = report(test_probabilities, test_targets, classes, decision, test_groups, seed,
+                      test_attributes)
     return decision, val, test

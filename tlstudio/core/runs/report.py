@@ -127,6 +127,21 @@ def _metrics_table(block: dict) -> str:
             f"<th>images</th></tr>{per}</table>")
 
 
+def _subgroups(subgroups: dict) -> str:
+    if not subgroups:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(name)} = {_e(value)}</td><td>{row['n']}</td>"
+        f"<td>{_e(format_ci(row['accuracy'], row['accuracy_ci']))}</td>"
+        f"<td>{_e(format_ci(row.get('sensitivity'), row.get('sensitivity_ci')))}</td>"
+        f"<td>{_e(format_ci(row.get('specificity'), row.get('specificity_ci')))}</td></tr>"
+        for name, values in subgroups.items() for value, row in values.items())
+    return ("<h3>Subgroups</h3><p class='muted'>The same frozen threshold and temperature for "
+            "each value; small groups have wide intervals.</p><table><tr><th>subgroup</th>"
+            "<th>images</th><th>accuracy</th><th>sensitivity</th><th>specificity</th></tr>"
+            f"{rows}</table>")
+
+
 def _curves(block: dict) -> str:
     plots = []
     curves = block.get("curves")
@@ -241,7 +256,8 @@ def build_report(run_dir: str | Path, images: bool = True) -> str:
                       f"Temperature {block['temperature']:.3f}, fitted on validation.</p>"
                       if block.get("threshold") is not None else
                       f"<p>Temperature {block['temperature']:.3f}, fitted on validation.</p>")
-                   + _curves(block) + "<h3>Confusion matrix</h3>" + _matrix_table(block))
+                   + _curves(block) + "<h3>Confusion matrix</h3>" + _matrix_table(block)
+                   + _subgroups(block.get("subgroups") or {}))
     examples = _examples(run_dir, part) if images and block is not None else ""
     card = model_card(load_run(run_dir), None, None)
     frozen = ", ".join(config.get("frozen_paths") or []) or "none"

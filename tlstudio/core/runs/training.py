@@ -345,7 +345,9 @@ def _results(config, index, prepared, probs, test_probs, fit) -> dict:
     val_y = prepared.data.val_targets
     decision, val, test = held_out(
         probs, val_y, test_probs, prepared.test_targets if test_probs is not None else None,
-        index.classes, config.threshold, groups("test"), groups("val"), config.seed)
+        index.classes, config.threshold, groups("test"), groups("val"), config.seed,
+        _attributes(index, prepared.positions["val"]),
+        _attributes(index, prepared.positions["test"]))
     plain = evaluate(probs, val_y, index.classes)  # argmax, uncalibrated: the epoch's view
     result = {
         "val_accuracy": plain["accuracy"], "val_loss": plain["loss"], **plain,
@@ -358,6 +360,20 @@ def _results(config, index, prepared, probs, test_probs, fit) -> dict:
         result["test"] = test
         result["test_accuracy"] = test["accuracy"]
     return result
+
+
+def _attributes(index, positions: list[int]) -> list[dict] | None:
+    """Subgroup values per evaluated image: further CSV columns, DICOM header values."""
+    from ...pixels import dicom
+
+    rows = []
+    for p in positions:
+        item = index.items[p]
+        row = dict(item.attributes)
+        if dicom.is_dicom(item.path):
+            row.update(dicom.subgroup_attributes(item.path))
+        rows.append(row)
+    return rows if any(rows) else None
 
 
 def _write_config(record, config, spec, index, split, prep, plan, model, setup) -> None:

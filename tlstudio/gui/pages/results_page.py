@@ -172,6 +172,11 @@ class ResultsPage(Page):
         self.curves.addTab(self.roc_plot, "ROC")
         self.curves.addTab(self.pr_plot, "PR")
         self.curves.addTab(self.reliability_plot, "Calibration")
+        self.subgroup_table = QTableWidget(0, 0)
+        self.subgroup_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.subgroup_table.setToolTip("The same numbers for each value of a CSV column or a "
+                                       "DICOM attribute: a group the model fails on shows here")
+        self.curves.addTab(self.subgroup_table, "Subgroups")
         self.curves.setMinimumWidth(200)
         row.addWidget(self.curves, 2)
         layout.addLayout(row, 1)
@@ -230,6 +235,8 @@ class ResultsPage(Page):
         self.matrix_plot.reset()
         for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
             plot.clear()
+        self.subgroup_table.clear()
+        self.subgroup_table.setRowCount(0)
         self.table.clear()
         self.table.setRowCount(0)
         self.table.setColumnCount(0)
@@ -306,6 +313,7 @@ class ResultsPage(Page):
         self.matrix_plot.show_matrix(block["confusion_matrix"], self.classes)
         self._fill_table(block, legacy)
         self._fill_curves(block)
+        self._fill_subgroups(block.get("subgroups") or {})
         self.show_cell(None)
 
     def _summary(self, part: str, b: dict, legacy: bool, config: dict) -> str:
@@ -388,6 +396,32 @@ class ResultsPage(Page):
             self.reliability_plot.plot([b["confidence"] for b in bins],
                                        [b["accuracy"] for b in bins], pen=pen, symbol="o",
                                        symbolSize=6, symbolBrush=(31, 119, 180))
+
+    def _fill_subgroups(self, subgroups: dict) -> None:
+        table = self.subgroup_table
+        table.clear()
+        rows = [(f"{name} = {value}", row) for name, values in subgroups.items()
+                for value, row in values.items()]
+        two = len(self.classes) == 2
+        headers = ["images", "accuracy"] + (["sensitivity", "specificity"] if two else [])
+        table.setColumnCount(len(headers))
+        table.setHorizontalHeaderLabels(headers)
+        table.setRowCount(max(len(rows), 1))
+        if not rows:
+            table.setVerticalHeaderLabels([""])
+            table.setItem(0, 0, QTableWidgetItem("No subgroups: add columns (site, scanner, "
+                                                 "sex …) to your CSV, or use DICOM files"))
+            table.setSpan(0, 0, 1, len(headers))
+            return
+        table.setVerticalHeaderLabels([label for label, _ in rows])
+        for r, (_, row) in enumerate(rows):
+            cells = [str(row["n"]), format_ci(row["accuracy"], row["accuracy_ci"])]
+            if two:
+                cells += [format_ci(row.get("sensitivity"), row.get("sensitivity_ci")),
+                          format_ci(row.get("specificity"), row.get("specificity_ci"))]
+            for c, text in enumerate(cells):
+                table.setItem(r, c, QTableWidgetItem(text.replace(" (95 % CI ", " (")))
+        table.resizeColumnsToContents()
 
     # --- images -------------------------------------------------------------------------
     def show_cell(self, cell: tuple[int, int] | None, pred: int | None = None) -> None:
