@@ -7,9 +7,9 @@ import json
 
 import numpy as np
 
+from tlstudio.cli.training import results_text
 from tlstudio.core.data.synthetic import make_shapes_folder
 from tlstudio.core.engine.config import TrainConfig
-from tlstudio.cli.training import results_text
 from tlstudio.core.runs.report import build_report
 from tlstudio.core.runs.training import train
 
