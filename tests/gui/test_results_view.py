@@ -119,3 +119,20 @@ def test_the_train_step_sets_the_operating_point_rule(window):
     page.threshold_target.setValue(90)
     config = window.state.train_config(**page.form_values()).resolved()
     assert config.threshold == "sensitivity=0.9"
+
+
+def test_cross_validation_from_the_train_step(window, qtbot, shapes):
+    from .test_stale_state import LONG, _on_the_train_step
+
+    page = _on_the_train_step(qtbot, window, shapes, epochs=4)
+    page.folds.setValue(3)
+    page.start()
+    qtbot.waitUntil(lambda: window.state.run_dir is not None and not page.running,
+                    timeout=LONG)
+    assert "fold 3 of 3" in page.log.toPlainText()
+    window.go(4)
+    results = window.results_page
+    qtbot.waitUntil(lambda: "Accuracy" in results.summary_label.text(), timeout=10_000)
+    cv = json.loads((window.state.run_dir / "metrics.json").read_text())["cv"]
+    assert f"Cross-validation over 3 folds</b> (every image tested once): accuracy " \
+           f"{cv['accuracy_mean'] * 100:.1f} %" in results.summary_label.text()

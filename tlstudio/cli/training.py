@@ -103,6 +103,14 @@ def _add_train(sub) -> None:
                         "second class: youden (default), sensitivity=S or specificity=S (the "
                         "highest/lowest threshold reaching S on validation); predict and "
                         "export use it")
+    p.add_argument("--folds", type=int, metavar="K",
+                   help="small datasets: K-fold cross-validation (stratified, patients kept "
+                        "together), each image tested once; reports mean and spread, then "
+                        "trains the final model (see --final)")
+    p.add_argument("--final", choices=["all", "split", "none"], default="all",
+                   help="with --folds: the final model trains on every image but a "
+                        "validation share (all, default), on the usual train/validation/test "
+                        "split (split), or is not trained (none)")
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--class-weights", action="store_true", help="balance classes in the loss")
     p.add_argument("--patience", type=int, help="early stopping: epochs without improvement")
@@ -135,6 +143,16 @@ def cmd_train(args) -> int:
         return _report_training(result, stopper)
     if not args.data or not args.out:
         raise UserError("train needs --data and --out (or --resume RUN_DIR)")
+    if args.final != "all" and args.folds is None:
+        raise UserError("--final goes with --folds K")
+    if args.folds is not None:
+        from ..core.runs.cv import cross_validate
+
+        with StopOnSignal() as stopper:
+            result = cross_validate(_config_from(args), resolve_data(args.data), args.out,
+                                    args.folds, args.final, [ProgressPrinter()],
+                                    stopper.control)
+        return _report_training(result, stopper)
     with StopOnSignal() as stopper:
         result = train(_config_from(args), resolve_data(args.data), args.out,
                        [ProgressPrinter()], stopper.control)
@@ -207,6 +225,9 @@ def _report_training(result, stopper: StopOnSignal) -> int:
         return EXIT_STOPPED
     m = result.metrics
     print(f"run: {result.run_dir}")
+    if "val_accuracy" not in m:  # cross-validation without a final model
+        print("\n".join(cv_text(m["cv"])))
+        return 0
     for line in results_text(m):
         print(line)
     if result.cancelled:
@@ -223,7 +244,7 @@ def results_text(m: dict) -> list[str]:
     the epoch, temperature and threshold, after it and named as such."""
     from ..core.evaluation.uncertainty import format_ci
 
-    lines = []
+    lines = cv_text(m["cv"]) if m.get("cv") else []
     t = m.get("test")
     if t:
         lines.append(f"HELD-OUT TEST ({t['n']} images, never used to choose anything; 95 % CI "
@@ -261,4 +282,15 @@ def results_text(m: dict) -> list[str]:
         for name, row in m["per_class"].items():
             lines.append(f"  {name:>20}: precision {row['precision']:.3f}  "
                          f"recall {row['recall']:.3f}  f1 {row['f1']:.3f}  n={row['support']}")
+    return lines
+
+
+def cv_text(cv: dict) -> list[str]:
+    lines = [f"CROSS-VALIDATION ({cv['k']} folds, every image tested once): accuracy "
+             f"{cv['accuracy_mean'] * 100:.1f} % ± {cv['accuracy_std'] * 100:.1f} (mean ± SD)"]
+    if "roc_auc_mean" in cv:
+        lines.append(f"  ROC AUC {cv['roc_auc_mean']:.3f} ± {cv['roc_auc_std']:.3f}")
+    for f in cv["folds"]:
+        lines.append(f"  fold {f['fold']}: accuracy {f['accuracy'] * 100:.1f} % on {f['n']} "
+                     "images")
     return lines

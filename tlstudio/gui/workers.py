@@ -188,9 +188,10 @@ class TrainingWorker(QObject):
 
     BATCH_INTERVAL_S = 0.05  # at most ~20 plot updates a second
 
-    def __init__(self, config, dataset, out_dir, resume: bool = False) -> None:
+    def __init__(self, config, dataset, out_dir, resume: bool = False, folds: int = 0) -> None:
         super().__init__()
         self.config, self.dataset, self.out_dir = config, dataset, out_dir
+        self.folds = folds  # cross-validation first (0: none), then the final model
         self.resuming = resume  # continue the run in out_dir instead of starting one
         self.control = ev.Control()
         self._last_batch = 0.0
@@ -203,6 +204,11 @@ class TrainingWorker(QObject):
         try:
             if self.resuming:
                 resume(self.out_dir, [self._on_event], self.control)
+            elif self.folds:
+                from ..core.runs.cv import cross_validate
+
+                cross_validate(self.config, self.dataset, self.out_dir, self.folds, "all",
+                               [self._on_event], self.control)
             else:
                 train(self.config, self.dataset, self.out_dir, [self._on_event], self.control)
         except Exception as exc:  # already reported to the user through a Failed event

@@ -36,16 +36,30 @@ def make_split(
     if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
         raise DatasetError("validation + test fractions must leave images for training")
     targets = index.targets()
-    rng = np.random.default_rng(seed)
-    # Units are what gets assigned to a part: single images, or whole groups.
+    parts = _divide(index, range(len(index.items)), val_fraction, test_fraction,
+                    np.random.default_rng(seed))
+    _check_coverage(index, parts, targets)
+    return Split(parts["train"], parts["val"], parts["test"])
+
+
+def _units_by_class(index: DatasetIndex, positions) -> dict[int, list[list[int]]]:
+    """What gets assigned to a part: single images, or whole groups (a patient), each under
+    its most common class (groups are usually one class)."""
+    targets = index.targets()
     units: dict[object, list[int]] = defaultdict(list)
-    for pos, item in enumerate(index.items):
+    for pos in positions:
+        item = index.items[pos]
         units[item.group if item.group is not None else ("__single__", pos)].append(pos)
-    # A unit is stratified by its most common class (groups are usually one class).
     by_class: dict[int, list[list[int]]] = defaultdict(list)
     for members in units.values():
         majority = np.bincount([targets[m] for m in members]).argmax()
         by_class[int(majority)].append(members)
+    return by_class
+
+
+def _divide(index: DatasetIndex, positions, val_fraction: float, test_fraction: float,
+            rng: np.random.Generator) -> dict[str, list[int]]:
+    by_class = _units_by_class(index, positions)
     parts: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     for cls in sorted(by_class):
         remaining = [by_class[cls][i] for i in rng.permutation(len(by_class[cls]))]
@@ -64,8 +78,42 @@ def make_split(
             parts["train"].extend(unit)
     for name in parts:
         parts[name].sort()
-    _check_coverage(index, parts, targets)
-    return Split(parts["train"], parts["val"], parts["test"])
+    return parts
+
+
+def make_folds(index: DatasetIndex, folds: int, val_fraction: float = 0.15,
+               seed: int = 0) -> list[Split]:
+    """Stratified, group-aware k-fold cross-validation: every image (every patient) is in
+    exactly one fold's test part; the rest of each fold is split into training and a
+    validation part that chooses the epoch, threshold and temperature."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise DatasetError(f"--folds must be a whole number of at least 2, not {folds!r}")
+    rng = np.random.default_rng(seed)
+    targets = index.targets()
+    assigned: list[list[int]] = [[] for _ in range(folds)]
+    for cls, units in sorted(_units_by_class(index, range(len(index.items))).items()):
+        if len(units) < folds:
+            raise DatasetError(
+                f"class {index.classes[cls]} has {len(units)} image(s) or group(s), fewer than "
+                f"the {folds} folds: use fewer folds or add images")
+        order = [units[i] for i in rng.permutation(len(units))]
+        order.sort(key=len, reverse=True)  # big groups first, then fill the smallest fold
+        count = [0] * folds
+        for unit in order:
+            k = min(range(folds), key=lambda f: (count[f], f))
+            assigned[k].extend(unit)
+            count[k] += len(unit)
+    out = []
+    for k in range(folds):
+        rest = sorted(p for j in range(folds) if j != k for p in assigned[j])
+        parts = _divide(index, rest, val_fraction, 0.0, rng)
+        parts["test"] = sorted(assigned[k])
+        try:
+            _check_coverage(index, parts, targets)
+        except DatasetError as exc:
+            raise DatasetError(f"fold {k + 1}: {exc}") from None
+        out.append(Split(parts["train"], parts["val"], parts["test"]))
+    return out
 
 
 def _check_coverage(index: DatasetIndex, parts: dict[str, list[int]], targets: list[int]) -> None:

@@ -342,7 +342,14 @@ class ResultsPage(Page):
                      f"{'patients' if b['intervals']['resampled'] == 'groups' else 'images'} · "
                      f"best epoch {m['best_epoch']} of {m['epochs_run']} · "
                      f"{config['backbone']['display_name']}")
-        if part == "validation" and not m.get("test"):
+        if m.get("cv"):
+            cv = m["cv"]
+            lines.insert(0, f"<b>Cross-validation over {cv['k']} folds</b> (every image tested "
+                            f"once): accuracy {cv['accuracy_mean'] * 100:.1f} % ± "
+                            f"{cv['accuracy_std'] * 100:.1f} (mean ± SD; folds: "
+                            + ", ".join(f"{f['accuracy'] * 100:.0f} %" for f in cv["folds"])
+                            + "). The model below is the final one.")
+        if part == "validation" and not m.get("test") and not m.get("cv"):
             lines.append("<b>No test part was held out</b>: set a held-out test share on the "
                          "Data step for numbers you can report.")
         return "<br>".join(lines)

@@ -103,6 +103,15 @@ class TrainPage(Page):
         threshold_row.addWidget(self.threshold_rule)
         threshold_row.addWidget(self.threshold_target)
         form.addRow("Operating point:", threshold_row)
+        self.folds = QSpinBox()
+        self.folds.setRange(0, 10)
+        self.folds.setSpecialValueText("off")
+        self.folds.setToolTip("Small datasets: train K models, each tested on a different "
+                              "fifth (say) of the images, for a mean and spread that do not "
+                              "depend on one split; then the final model on every image but "
+                              "a validation share. Takes K+1 trainings.")
+        self.folds.setMaximumWidth(180)
+        form.addRow("Cross-validation folds:", self.folds)
         self.device_label = QLabel(pick_device("auto").description)
         form.addRow("Device:", self.device_label)
         self.start_from = QComboBox()
@@ -187,6 +196,7 @@ class TrainPage(Page):
         self.class_weights.toggled.connect(self._settings_edited)
         self.threshold_rule.currentIndexChanged.connect(self._settings_edited)
         self.threshold_target.valueChanged.connect(self._settings_edited)
+        self.folds.valueChanged.connect(self._settings_edited)
         self.start_from.activated.connect(self._settings_edited)
         state.run_changed.connect(self._run_changed)
 
@@ -268,7 +278,8 @@ class TrainPage(Page):
         config = self.state.train_config(**self.form_values(),
                                          init_from=self.start_from.currentData())
         out = new_run_dir(config.backbone)
-        self._launch(TrainingWorker(config, self.state.index, out), out)
+        folds = self.folds.value()
+        self._launch(TrainingWorker(config, self.state.index, out, folds=folds), out)
 
     def resume_selected(self) -> None:
         run_dir = self.unfinished.currentData()
@@ -336,7 +347,7 @@ class TrainPage(Page):
         self.pause_button.setText("Pause")
         for w in (self.epochs, self.lr, self.batch, self.augmentation, self.class_weights,
                   self.patience, self.start_from, self.unfinished, self.resume_button,
-                  self.threshold_rule):
+                  self.threshold_rule, self.folds):
             w.setEnabled(not running)
         if not running:
             self.refresh_runs()
