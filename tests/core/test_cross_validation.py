@@ -49,6 +49,9 @@ def test_train_with_folds_reports_mean_and_spread_then_trains_the_final_model(
     # the final model (all images but a validation share) is a run like any other
     assert (out / "best.safetensors").is_file() and "test" not in metrics
     assert json.loads((out / "cv.json").read_text()) == cv
+    # the report and an export's model card carry it
+    assert main(["report", "--run", str(out), "--no-images"]) == 0
+    assert "Cross-validation (3 folds)" in (out / "report.html").read_text()
 
 
 @pytest.mark.parametrize("args,message", [

@@ -22,9 +22,24 @@ def _ci(block: dict, name: str) -> str:
     return format_ci(block.get(name), block.get(f"{name}_ci"))
 
 
+def cv_section(m: dict) -> str:
+    cv = m.get("cv")
+    if not cv:
+        return ""
+    folds = ", ".join(f"{f['accuracy'] * 100:.1f} % (n={f['n']})" for f in cv["folds"])
+    auc = (f"; ROC AUC {cv['roc_auc_mean']:.3f} ± {cv['roc_auc_std']:.3f}"
+           if "roc_auc_mean" in cv else "")
+    return (f"## Cross-validation ({cv['k']} folds, every image tested once)\n"
+            f"Accuracy {cv['accuracy_mean'] * 100:.1f} % ± {cv['accuracy_std'] * 100:.1f} "
+            f"(mean ± SD over folds){auc}. Folds: {folds}. The model described here is the "
+            "final one, trained after the folds.\n\n")
+
+
 def test_section(m: dict) -> str:
     """The held-out numbers first: they were never used to choose anything."""
     t = m.get("test")
+    if not t and m.get("cv"):
+        return cv_section(m)
     if not t:
         return ("## Held-out test\nNo test part was held out (test fraction 0): the only "
                 "numbers are the validation ones below, which also chose the epoch and are "
@@ -42,7 +57,7 @@ def test_section(m: dict) -> str:
                  f"is at least {t['threshold']:.4f} (rule `{t['threshold_rule']}`, chosen on "
                  f"validation): sensitivity {_ci(t, 'sensitivity')}, specificity "
                  f"{_ci(t, 'specificity')}.\n")
-    return f"""## Held-out test ({t['n']} images, never used to choose anything)
+    return cv_section(m) + f"""## Held-out test ({t['n']} images, never used to choose anything)
 95 % intervals by bootstrap ({t['intervals']['replicates']} replicates, {resampled}).
 
 - Accuracy {_ci(t, 'accuracy')}; balanced accuracy {_ci(t, 'balanced_accuracy')}{

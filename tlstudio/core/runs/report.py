@@ -127,6 +127,19 @@ def _metrics_table(block: dict) -> str:
             f"<th>images</th></tr>{per}</table>")
 
 
+def _cv(m: dict) -> str:
+    cv = m.get("cv")
+    if not cv:
+        return ""
+    rows = "".join(f"<tr><td>fold {f['fold']}</td><td>{f['n']}</td>"
+                   f"<td>{_e(format_ci(f['accuracy'], f.get('accuracy_ci')))}</td></tr>"
+                   for f in cv["folds"])
+    return (f"<h2>Cross-validation ({cv['k']} folds)</h2><p>Every image tested once: accuracy "
+            f"{cv['accuracy_mean'] * 100:.1f} % ± {cv['accuracy_std'] * 100:.1f} (mean ± SD "
+            "over folds). The model in the rest of this report is the final one.</p>"
+            f"<table><tr><th>fold</th><th>images</th><th>accuracy</th></tr>{rows}</table>")
+
+
 def _subgroups(subgroups: dict) -> str:
     if not subgroups:
         return ""
@@ -289,6 +302,7 @@ Split (seed {train["seed"]}, stratified{", groups never split" if data.get("grou
 </table>
 <h2>Training</h2>
 {_training_curves(run_dir)}
+{_cv(m)}
 <h2>Results ({"held-out test" if part == "test" else "validation"})</h2>
 {results}
 <h2>Examples with heatmaps</h2>
