@@ -82,6 +82,7 @@ def main() -> int:
     print("wrote", OUT / "5-results-heatmap.png")
     results.dialog.close()
     results.show_cell(None)
+    runs_shot(app, window)
     window.go(5)
     sample = window.state.index.items
     window.predict_page.predict_paths([sample[0].path, sample[-1].path, sample[5].path])
@@ -90,6 +91,25 @@ def main() -> int:
     dicom_shot(app, window, shot)
     window.close()
     return 0
+
+
+def runs_shot(app, window) -> None:
+    """All runs…: a second run (MobileNetV2 probe) beside the studio's, compared."""
+    from tlstudio.core.engine.config import TrainConfig
+    from tlstudio.core.runs.history import new_run_dir
+    from tlstudio.core.runs.training import train
+
+    train(TrainConfig(backbone="mobilenet_v2", epochs=8), window.state.index,
+          new_run_dir("mobilenet_v2"))
+    dialog = window.open_runs()
+    dialog.resize(1100, 720)
+    dialog.select_rows([0, 1])
+    for _ in range(30):
+        app.processEvents()
+        time.sleep(0.02)
+    dialog.grab().save(str(OUT / "8-runs.png"))
+    print("wrote", OUT / "8-runs.png")
+    dialog.close()
 
 
 def dicom_shot(app, window, shot) -> None:

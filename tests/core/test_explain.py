@@ -95,3 +95,23 @@ def test_heatmaps_map_back_through_the_pixel_rule(size):
     long_axis = heat[:, 0] if h > w else heat[0, :]
     assert long_axis.max() == 0.0  # the ends of the long side were cut off: never seen
     Image.fromarray((heat * 255).astype(np.uint8))  # a picture, not NaN
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "mobilenet_v2", "resnet18",
+                                      "convnext_tiny", "vit_small"])
+def test_every_family_we_offer_explains_frozen_or_not(backbone):
+    """Each family's map has the image's size, is finite and not empty, with every weight
+    frozen too (a linear probe's backbone)."""
+    from tlstudio.core.models.backbones import build_model, get_spec
+
+    torch.manual_seed(0)
+    model = build_model(backbone, 2, pretrained=False)
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    prep = get_spec(backbone).preprocessing()
+    rng = np.random.default_rng(0)
+    image = shape_with_mask("disc", rng, size=150)[0].resize((150, 120))
+    [explained] = explain_images(model, [image], prep, classes=[1])
+    assert explained.heatmap.shape == (120, 150) and explained.class_index == 1
+    assert np.isfinite(explained.heatmap).all()
+    assert explained.flat or explained.heatmap.max() == pytest.approx(1.0)

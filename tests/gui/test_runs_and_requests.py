@@ -115,7 +115,14 @@ def test_the_studio_resumes_an_unfinished_run(qtbot, window, shapes):
     page.refresh_runs()
     assert page.resume_button.isEnabled()
     assert "epoch 1 of 3 (stopped)" in page.unfinished.currentText()
-    page.resume_selected()
+    # resumed from the Runs view (All runs…), which hands it to the Train step
+    dialog = window.open_runs()
+    row = [o.dir for o in dialog.overviews].index(run)
+    assert dialog.table.item(row, 4).text() == "stopped (1/3)"
+    dialog.select_rows([row])
+    assert dialog.resume_button.isEnabled()
+    dialog.resume_button.click()
+    assert "Resuming" in dialog.message.text()
     qtbot.waitUntil(lambda: not page.running and page.finished_metrics is not None,
                     timeout=300_000)
     assert window.state.run_dir == run

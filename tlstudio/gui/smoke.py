@@ -136,11 +136,21 @@ def stage_train(work: Path, runs: list[Path]) -> str:
 def stage_predict(run_dir: Path, work: Path) -> str:
     from ..core.runs.predict import Predictor
 
+    from ..core.runs.report import write_report
+
     image = next(iter(sorted((work / "images" / "disc").glob("*.png"))))
-    [row] = Predictor.from_run(run_dir).predict([image])
+    predictor = Predictor.from_run(run_dir)
+    [row] = predictor.predict([image])
     _check(row.error is None, f"prediction failed: {row.error}")
     _check(row.label in ("disc", "square"), f"predicted label {row.label!r}")
-    return f"{image.name} -> {row.label} ({row.probabilities[row.label]:.2f})"
+    [heat] = predictor.explain([row])  # Grad-CAM needs autograd in the bundle
+    _check(heat is not None and heat.heatmap.shape == (96, 96),
+           "no Grad-CAM heatmap of the image's size")
+    report = write_report(run_dir, work / "report.html")
+    _check("Held-out test" in report.read_text(encoding="utf-8") or "held-out" in
+           report.read_text(encoding="utf-8"), "the report lacks its results")
+    return (f"{image.name} -> {row.label} ({row.probabilities[row.label]:.2f}); heatmap and "
+            "report written")
 
 
 def stage_dicom(work: Path) -> str:

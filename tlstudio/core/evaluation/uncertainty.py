@@ -47,7 +47,7 @@ def _as_list(values) -> list:
 
 def interval(samples: np.ndarray, level: float = LEVEL) -> list[float]:
     """Percentile interval of the finite replicate values ([nan, nan] when there are none)."""
-    samples = np.asarray(samples, dtype=np.float64)
+    samples = np.round(np.asarray(samples, dtype=np.float64), 12)  # 0.99999... is 1
     samples = samples[np.isfinite(samples)]
     if samples.size == 0:
         return [float("nan"), float("nan")]
@@ -65,7 +65,9 @@ def wilson(successes: float, trials: float, level: float = LEVEL) -> list[float]
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
-    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= trials else min(1.0, centre + half)  # exact at the ends
+    return [float(low), float(high)]
 
 
 def _widened(ci: list[float], point: float, trials: float) -> list[float]:

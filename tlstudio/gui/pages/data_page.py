@@ -153,7 +153,7 @@ class DataPage(Page):
         self.val_spin.setValue(state.val_fraction * 100)
         self.val_spin.valueChanged.connect(self._split_changed)
         split_row.addWidget(self.val_spin)
-        split_row.addWidget(QLabel("Held-out test share:"))
+        split_row.addWidget(QLabel("Test (held out):"))
         self.test_spin = QDoubleSpinBox()
         self.test_spin.setRange(0, 50)
         self.test_spin.setSuffix(" %")
@@ -169,12 +169,16 @@ class DataPage(Page):
         self.seed_spin.setValue(state.seed)
         self.seed_spin.valueChanged.connect(self._split_changed)
         split_row.addWidget(self.seed_spin)
+        split_row.addStretch(1)
+        layout.addLayout(split_row)
+        sizes_row = QHBoxLayout()  # a row of its own: long texts never widen the window
         self.split_label = QLabel("")
-        split_row.addWidget(self.split_label)
+        self.split_label.setWordWrap(True)
+        sizes_row.addWidget(self.split_label, 1)
         self.groups_label = QLabel("")
         self.groups_label.setWordWrap(True)
-        split_row.addWidget(self.groups_label, 1)
-        layout.addLayout(split_row)
+        sizes_row.addWidget(self.groups_label, 1)
+        layout.addLayout(sizes_row)
 
     def _window_controls(self) -> QHBoxLayout:
         """Window for DICOM and 16-bit images: stored, automatic, a CT preset, or custom."""

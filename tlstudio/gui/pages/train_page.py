@@ -99,10 +99,14 @@ class TrainPage(Page):
         self.threshold_rule.currentIndexChanged.connect(
             lambda _i: self.threshold_target.setEnabled(
                 self.threshold_rule.currentData() != "youden"))
+        self.threshold_rule.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.threshold_rule.setMinimumContentsLength(8)
+        self.threshold_target.setMaximumWidth(90)
         threshold_row = QHBoxLayout()
-        threshold_row.addWidget(self.threshold_rule)
+        threshold_row.addWidget(self.threshold_rule, 1)
         threshold_row.addWidget(self.threshold_target)
-        form.addRow("Operating point:", threshold_row)
+        form.addRow("Threshold:", threshold_row)
         self.folds = QSpinBox()
         self.folds.setRange(0, 10)
         self.folds.setSpecialValueText("off")
@@ -111,7 +115,7 @@ class TrainPage(Page):
                               "depend on one split; then the final model on every image but "
                               "a validation share. Takes K+1 trainings.")
         self.folds.setMaximumWidth(180)
-        form.addRow("Cross-validation folds:", self.folds)
+        form.addRow("Folds (CV):", self.folds)
         self.device_label = QLabel(pick_device("auto").description)
         form.addRow("Device:", self.device_label)
         self.start_from = QComboBox()
