@@ -135,7 +135,6 @@ def stage_train(work: Path, runs: list[Path]) -> str:
 
 def stage_predict(run_dir: Path, work: Path) -> str:
     from ..core.runs.predict import Predictor
-
     from ..core.runs.report import write_report
 
     image = next(iter(sorted((work / "images" / "disc").glob("*.png"))))
