@@ -126,6 +126,8 @@ def test_cross_validation_from_the_train_step(window, qtbot, shapes):
 
     page = _on_the_train_step(qtbot, window, shapes, epochs=4)
     page.folds.setValue(3)
+    assert page.folds_final.isEnabled()
+    page.folds_final.setCurrentIndex(page.folds_final.findData("split"))
     page.start()
     qtbot.waitUntil(lambda: window.state.run_dir is not None and not page.running,
                     timeout=LONG)
@@ -136,3 +138,4 @@ def test_cross_validation_from_the_train_step(window, qtbot, shapes):
     cv = json.loads((window.state.run_dir / "metrics.json").read_text())["cv"]
     assert f"Cross-validation over 3 folds</b> (every image tested once): accuracy " \
            f"{cv['accuracy_mean'] * 100:.1f} %" in results.summary_label.text()
+    assert "held-out test images" in results.summary_label.text()  # final on the split

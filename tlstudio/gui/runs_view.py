@@ -87,7 +87,8 @@ class ComparePanel(QWidget):
         for k, r in enumerate(rows):
             if r.get("curves"):
                 roc = r["curves"]["roc"]
-                self.roc.plot(roc["fpr"], roc["tpr"], name=r["name"][-24:],
+                self.roc.plot(roc["fpr"], roc["tpr"], name=f"{r['backbone']} {r['mode']} "
+                              f"({r['name'][:15]})",
                               pen=pg.mkPen(COLOURS[k % len(COLOURS)], width=2))
         same = rows[0]["same_test_images"] if rows else True
         self.note.setText(

@@ -188,10 +188,11 @@ class TrainingWorker(QObject):
 
     BATCH_INTERVAL_S = 0.05  # at most ~20 plot updates a second
 
-    def __init__(self, config, dataset, out_dir, resume: bool = False, folds: int = 0) -> None:
+    def __init__(self, config, dataset, out_dir, resume: bool = False, folds: int = 0,
+                 final: str = "all") -> None:
         super().__init__()
         self.config, self.dataset, self.out_dir = config, dataset, out_dir
-        self.folds = folds  # cross-validation first (0: none), then the final model
+        self.folds, self.final = folds, final  # cross-validation first (0: none)
         self.resuming = resume  # continue the run in out_dir instead of starting one
         self.control = ev.Control()
         self._last_batch = 0.0
@@ -207,7 +208,7 @@ class TrainingWorker(QObject):
             elif self.folds:
                 from ..core.runs.cv import cross_validate
 
-                cross_validate(self.config, self.dataset, self.out_dir, self.folds, "all",
+                cross_validate(self.config, self.dataset, self.out_dir, self.folds, self.final,
                                [self._on_event], self.control)
             else:
                 train(self.config, self.dataset, self.out_dir, [self._on_event], self.control)

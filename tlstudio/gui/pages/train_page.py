@@ -83,13 +83,13 @@ class TrainPage(Page):
         self.patience.setRange(1, 100)
         form.addRow("Stop after no gain for:", self.patience)
         self.threshold_rule = QComboBox()
-        for text, rule in (("balanced (Youden's J)", "youden"),
-                           ("sensitivity at least", "sensitivity"),
-                           ("specificity at least", "specificity")):
+        for text, rule in (("balanced", "youden"), ("sensitivity ≥", "sensitivity"),
+                           ("specificity ≥", "specificity")):
             self.threshold_rule.addItem(text, rule)
         self.threshold_rule.setToolTip(
             "Two classes: how the validation images choose the probability above which the "
-            "second class is called. 'Sensitivity at least 95 %' misses few positives at the "
+            "second class is called. Balanced: Youden's J (sensitivity + specificity - 1 at "
+            "its highest). 'Sensitivity ≥ 95 %' misses few positives at the "
             "cost of more false alarms. Predict and export use the same threshold.")
         self.threshold_target = QDoubleSpinBox()
         self.threshold_target.setRange(50.0, 100.0)
@@ -114,8 +114,19 @@ class TrainPage(Page):
                               "fifth (say) of the images, for a mean and spread that do not "
                               "depend on one split; then the final model on every image but "
                               "a validation share. Takes K+1 trainings.")
-        self.folds.setMaximumWidth(180)
-        form.addRow("Folds (CV):", self.folds)
+        self.folds_final = QComboBox()
+        self.folds_final.addItem("then final on all", "all")
+        self.folds_final.addItem("then final on the split", "split")
+        self.folds_final.setToolTip(
+            "After the folds: train the final model on every image but a validation share "
+            "(the folds are the estimate), or on the usual training/validation/test split "
+            "(a held-out test as well)")
+        self.folds_final.setEnabled(False)
+        self.folds.valueChanged.connect(lambda k: self.folds_final.setEnabled(k > 0))
+        folds_row = QHBoxLayout()
+        folds_row.addWidget(self.folds)
+        folds_row.addWidget(self.folds_final, 1)
+        form.addRow("Folds (CV):", folds_row)
         self.device_label = QLabel(pick_device("auto").description)
         form.addRow("Device:", self.device_label)
         self.start_from = QComboBox()
@@ -201,6 +212,7 @@ class TrainPage(Page):
         self.threshold_rule.currentIndexChanged.connect(self._settings_edited)
         self.threshold_target.valueChanged.connect(self._settings_edited)
         self.folds.valueChanged.connect(self._settings_edited)
+        self.folds_final.currentIndexChanged.connect(self._settings_edited)
         self.start_from.activated.connect(self._settings_edited)
         state.run_changed.connect(self._run_changed)
 
@@ -283,7 +295,8 @@ class TrainPage(Page):
                                          init_from=self.start_from.currentData())
         out = new_run_dir(config.backbone)
         folds = self.folds.value()
-        self._launch(TrainingWorker(config, self.state.index, out, folds=folds), out)
+        self._launch(TrainingWorker(config, self.state.index, out, folds=folds,
+                                    final=self.folds_final.currentData()), out)
 
     def resume_selected(self) -> None:
         run_dir = self.unfinished.currentData()
@@ -351,8 +364,9 @@ class TrainPage(Page):
         self.pause_button.setText("Pause")
         for w in (self.epochs, self.lr, self.batch, self.augmentation, self.class_weights,
                   self.patience, self.start_from, self.unfinished, self.resume_button,
-                  self.threshold_rule, self.folds):
+                  self.threshold_rule, self.folds, self.folds_final):
             w.setEnabled(not running)
+        self.folds_final.setEnabled(not running and self.folds.value() > 0)
         if not running:
             self.refresh_runs()
         if self.state.training != running:
