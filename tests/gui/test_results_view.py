@@ -107,6 +107,9 @@ def test_predict_says_its_threshold_and_shows_a_heatmap(window, qtbot, shapes_ru
     threshold = json.loads((shapes_run / "metrics.json").read_text())["decision"]["threshold"]
     assert f"'square' is called when its probability is at least {threshold:.3f}" in \
         page.status_label.text()
+    row = page.results[0]
+    assert page.table.item(0, 1).text() == row.label == (
+        "square" if row.probabilities["square"] >= threshold else "disc")
     page.heat_check.setChecked(True)
     qtbot.waitUntil(lambda: page.heat_image is not None, timeout=30_000)
     assert not page.preview.pixmap().isNull()

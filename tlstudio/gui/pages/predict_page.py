@@ -62,8 +62,10 @@ class PredictPage(Page):
         self.heat_image = None  # the last heatmap shown (QImage)
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["image", "1st", "2nd", "3rd"])
+        self.table = QTableWidget(0, 5)
+        # "called" is the run's answer (its threshold applied), which with two classes can
+        # differ from the larger probability: never left for the user to infer
+        self.table.setHorizontalHeaderLabels(["image", "called", "1st", "2nd", "3rd"])
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -146,8 +148,8 @@ class PredictPage(Page):
         self.results.extend(results)
         self.table.setRowCount(len(self.results))
         shown = min(3, len(self.predictor.classes))
-        for column in (2, 3):
-            self.table.setColumnHidden(column, column > shown)
+        for column in (3, 4):
+            self.table.setColumnHidden(column, column - 1 > shown)
         for r, result in enumerate(results, start):
             name = Path(result.path).name + (f" #{result.frame}" if result.frame is not None
                                              else "")
@@ -155,7 +157,12 @@ class PredictPage(Page):
             if result.error:
                 self.table.setItem(r, 1, QTableWidgetItem(f"unreadable: {result.error}"))
                 continue
-            for c, (label, p) in enumerate(result.top(3), 1):
+            called = QTableWidgetItem(result.label)
+            font = called.font()
+            font.setBold(True)
+            called.setFont(font)
+            self.table.setItem(r, 1, called)
+            for c, (label, p) in enumerate(result.top(3), 2):
                 self.table.setItem(r, c, QTableWidgetItem(f"{label}  {p:.1%}"))
         errors = sum(1 for r in results if r.error)
         self.status_label.setText(f"{len(results)} image(s) predicted"
@@ -181,7 +188,7 @@ class PredictPage(Page):
             self.preview_text.setText(result.error)
         else:
             self.preview_text.setText(
-                f"<b>{result.label}</b><br>" + "<br>".join(
+                f"called <b>{result.label}</b><br>" + "<br>".join(
                     f"{label}: {p:.1%}" for label, p in result.top(len(result.probabilities))))
 
     def _show_heatmap(self, result) -> None:
