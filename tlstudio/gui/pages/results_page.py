@@ -178,7 +178,7 @@ class ResultsPage(Page):
                                        "DICOM attribute: a group the model fails on shows here")
         self.curves.addTab(self.subgroup_table, "Subgroups")
         self.curves.setMinimumWidth(200)
-        row.addWidget(self.curves, 2)
+        row.addWidget(self.curves, 3)
         layout.addLayout(row, 1)
         gallery_head = QHBoxLayout()
         self.gallery_title = QLabel("Misclassified images")
