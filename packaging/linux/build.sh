@@ -15,11 +15,14 @@ export QT_QPA_PLATFORM=offscreen HF_HUB_OFFLINE=1
 
 # Libraries Qt's xcb and Wayland platform plugins and OpenGL need from the system; the rest
 # is in the bundle (packaging/check_bundle.py fails the build if the bundle needs more).
+# libxext6/libxrender1: X libraries PyInstaller bundles on build machines that have them
+# (libXcursor, libXi, libXrandr, libXinerama) load them.
 DEPENDS="libc6 (>= 2.28), libgl1, libegl1, libfontconfig1, libfreetype6, libx11-6, libx11-xcb1,\
  libxcb1, libxcb-cursor0, libxcb-glx0, libxcb-icccm4, libxcb-image0, libxcb-keysyms1,\
  libxcb-randr0, libxcb-render0, libxcb-render-util0, libxcb-shape0, libxcb-shm0, libxcb-sync1,\
  libxcb-util1, libxcb-xfixes0, libxcb-xinerama0, libxcb-xkb1, libxkbcommon0,\
  libxkbcommon-x11-0, libwayland-client0, libwayland-cursor0, libwayland-egl1, libdbus-1-3,\
+ libxext6, libxrender1,\
  libglib2.0-0t64 | libglib2.0-0"
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }

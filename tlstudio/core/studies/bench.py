@@ -11,6 +11,7 @@ warm start (its decoded-image cache already filled).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import statistics
 import tempfile
@@ -103,6 +104,7 @@ def _engine(b: BenchSetup, cache_dir: Path) -> Side:
         freeze="last-1" if mode == "partial" else "full", epochs=epochs, batch_size=batch_size,
         lr=lr, augmentation="none" if mode == "linear-probe" else "light", patience=epochs + 1,
         seed=seed, device=device, cache_dir=str(cache_dir), val_fraction=val_fraction,
+        test_fraction=0.0,  # the reference loop holds no test part: the same images train
     )
     setup = pick_device(device)
     with tempfile.TemporaryDirectory() as out, PeakMemory(setup.device) as memory:
@@ -111,6 +113,10 @@ def _engine(b: BenchSetup, cache_dir: Path) -> Side:
             lambda e: epochs_done.append(time.perf_counter()) if isinstance(e, EpochDone)
             else None])
         wall = time.perf_counter() - start
+        sizes = json.loads((Path(out) / "run" / "config.json").read_text())["dataset"]
+        if sizes["split_sizes"]["train"] != b.train_size:  # images/s must count the same
+            raise RuntimeError(f"the engine trained on {sizes['split_sizes']['train']} images, "
+                               f"the reference on {b.train_size}: not a fair comparison")
     return Side(wall, epochs_done[0] - start, b.train_size * epochs / wall,
                 result.metrics["val_accuracy"], memory.peak / 2**20)
 
