@@ -6,7 +6,7 @@ import json
 import sys
 
 from ..errors import UserError
-from .common import EXIT_BAD_INPUT, EXIT_FAILED, path_list, resolve_data
+from .common import EXIT_BAD_INPUT, EXIT_FAILED, add_split_options, path_list, resolve_data
 
 
 def _add_scan(sub) -> None:
@@ -18,13 +18,7 @@ def _add_scan(sub) -> None:
                    help="DICOM / 16-bit window used to check every image decodes (see train)")
     p.add_argument("--frames", default="middle", choices=["middle", "all"],
                    help="multi-frame DICOM: the middle frame, or every frame (see train)")
-    p.add_argument("--val-fraction", type=float, default=0.15,
-                   help="share of images (or patients) that choose the epoch, temperature and "
-                        "threshold (default 0.15)")
-    p.add_argument("--test-fraction", type=float, default=0.15,
-                   help="share held out for the headline results; 0 reports on validation "
-                        "only (default 0.15)")
-    p.add_argument("--seed", type=int, default=0)
+    add_split_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_scan)
 

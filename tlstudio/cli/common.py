@@ -18,3 +18,17 @@ def path_list(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [p.strip() for p in value.split(",") if p.strip()]
+
+
+def add_split_options(parser) -> None:
+    """The split as scan and train take it (defaults: TrainConfig's 70/15/15)."""
+    from ..core.engine.config import TrainConfig
+
+    defaults = TrainConfig()
+    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
+                        help="share of images (or patients) that choose the epoch, "
+                             f"temperature and threshold (default {defaults.val_fraction})")
+    parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction,
+                        help="share held out for the headline results; 0 reports on "
+                             f"validation only (default {defaults.test_fraction})")
+    parser.add_argument("--seed", type=int, default=0)

@@ -6,7 +6,7 @@ import sys
 import time
 
 from ..errors import UserError
-from .common import EXIT_STOPPED, path_list, resolve_data
+from .common import EXIT_STOPPED, add_split_options, path_list, resolve_data
 
 
 class ProgressPrinter:
@@ -80,13 +80,7 @@ def _add_train(sub) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float)
-    p.add_argument("--val-fraction", type=float, default=0.15,
-                   help="share of images (or patients) that choose the epoch, temperature and "
-                        "threshold (default 0.15)")
-    p.add_argument("--test-fraction", type=float, default=0.15,
-                   help="share held out for the headline results; 0 reports on validation "
-                        "only (default 0.15)")
-    p.add_argument("--seed", type=int, default=0)
+    add_split_options(p)
     p.add_argument("--augmentation", default="light",
                    choices=["none", "light", "photo", "grayscale-medical"])
     p.add_argument("--schedule", default="cosine", choices=["cosine", "onecycle"])
