@@ -78,3 +78,13 @@ def test_backbones_lists_offline_availability():
     assert rows["efficientnet_lite0"]["input_size"] == [224, 224]
     table = tlstudio("backbones")
     assert "efficientnet_lite0" in table.stdout and "download" in table.stdout
+
+
+def test_the_cli_split_defaults_are_the_engines():
+    from tlstudio.cli import build_parser
+    from tlstudio.core.engine.config import TrainConfig
+
+    for command in (["train"], ["scan", "x"]):
+        args = build_parser().parse_args(command)
+        assert (args.val_fraction, args.test_fraction) == (
+            TrainConfig().val_fraction, TrainConfig().test_fraction)

@@ -20,15 +20,17 @@ def path_list(value: str | None) -> list[str] | None:
     return [p.strip() for p in value.split(",") if p.strip()]
 
 
-def add_split_options(parser) -> None:
-    """The split as scan and train take it (defaults: TrainConfig's 70/15/15)."""
-    from ..core.engine.config import TrainConfig
+# TrainConfig's defaults (70/15/15), written out so that building the parser imports no
+# torch; tests/test_cli.py checks they agree.
+VAL_FRACTION, TEST_FRACTION = 0.15, 0.15
 
-    defaults = TrainConfig()
-    parser.add_argument("--val-fraction", type=float, default=defaults.val_fraction,
+
+def add_split_options(parser) -> None:
+    """The split as scan and train take it."""
+    parser.add_argument("--val-fraction", type=float, default=VAL_FRACTION,
                         help="share of images (or patients) that choose the epoch, "
-                             f"temperature and threshold (default {defaults.val_fraction})")
-    parser.add_argument("--test-fraction", type=float, default=defaults.test_fraction,
+                             f"temperature and threshold (default {VAL_FRACTION})")
+    parser.add_argument("--test-fraction", type=float, default=TEST_FRACTION,
                         help="share held out for the headline results; 0 reports on "
-                             f"validation only (default {defaults.test_fraction})")
+                             f"validation only (default {TEST_FRACTION})")
     parser.add_argument("--seed", type=int, default=0)
