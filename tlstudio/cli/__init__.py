@@ -12,6 +12,7 @@ import sys
 
 from ..errors import UserError
 from .commands import (
+    _add_advise,
     _add_backbones,
     _add_bench,
     _add_export,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs(sub)
     _add_compare(sub)
     _add_report(sub)
+    _add_advise(sub)
     return parser
 
 

@@ -254,3 +254,53 @@ def cmd_bench(args) -> int:
     return 0
 
 
+
+
+def _add_advise(sub) -> None:
+    p = sub.add_parser("advise", help="which backbone suits these images: LogME and a quick "
+                                      "cross-validated probe per backbone, in seconds")
+    p.add_argument("data", nargs="?", help="folder of class sub-folders, CSV, or 'sample'")
+    p.add_argument("--data", dest="data_option", metavar="DATA", help="the same, as an option")
+    p.add_argument("--backbones", metavar="A,B", help="only these (default: every backbone "
+                                                       "whose weights are on this machine)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_advise)
+
+
+def cmd_advise(args) -> int:
+    from ..core.data.dataset import scan
+    from ..core.engine.device import pick_device
+    from ..core.models.backbones import get_spec
+    from ..core.studies.advisor import advise
+
+    data = args.data_option or args.data
+    if not data:
+        raise UserError("advise needs a dataset: tlstudio advise DATA (a folder, CSV or "
+                        "'sample')")
+    names = path_list(args.backbones)
+    for name in names or []:
+        get_spec(name)  # an unknown name fails before any slow work
+    pick_device(args.device)
+    index = scan(resolve_data(data))
+    result = advise(index, names, args.device, args.seed,
+                    emit=lambda e: None if args.json else _advise_progress(e))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{'backbone':<22}{'probe accuracy':>16}{'LogME':>9}{'seconds':>9}")
+    for row in result["ranking"]:
+        print(f"{row['backbone']:<22}{row['probe_accuracy'] * 100:>9.1f} % ± "
+              f"{row['probe_accuracy_std'] * 100:3.1f}{row['score']:>9.3f}{row['seconds']:>9.1f}")
+    for row in result["skipped"]:
+        print(f"{row['backbone']:<22}  not measured: {row['skipped']}")
+    print(f"\nrecommended: {result['recommended']} — {result['sentence']}")
+    return 0
+
+
+def _advise_progress(event) -> None:
+    from ..core.engine.events import StageProgress
+
+    if isinstance(event, StageProgress) and event.done == event.total:
+        print(f"{event.stage}: {event.done}/{event.total}", file=sys.stderr)

