@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from ...core.models.backbones import REGISTRY, BackboneSpec
 from ..widgets import hint, title
-from ..workers import run_task
+from ..workers import LatestTask, run_task
 from .base import Page
 
 
@@ -47,6 +47,10 @@ class BackboneCard(QFrame):
         description.setWordWrap(True)
         description.setObjectName("hint")
         layout.addWidget(description, 3, 0, 1, 3)
+        self.advice = QLabel("")  # the advisor's measurement on the user's images
+        self.advice.setObjectName("advice")
+        self.advice.setWordWrap(True)
+        layout.addWidget(self.advice, 4, 0, 1, 3)
         self.available = offline
 
 
@@ -61,6 +65,26 @@ class BackbonePage(Page):
             "The network that already knows edges, textures and shapes from millions of photos. "
             "Small ones train fast on a CPU; 'needs download' entries fetch their weights once "
             "(or take a weights file you import)."))
+        advise_row = QHBoxLayout()
+        self.advise_button = QPushButton("Which backbone suits my images?")
+        self.advise_button.setToolTip(
+            "Measures every backbone whose weights are here on your images, without training: "
+            "how well its frozen features separate your classes (LogME) and what a simple "
+            "classifier on them reaches in a quick cross-validation. About a minute on a CPU.")
+        self.advise_button.clicked.connect(self.start_advice)
+        self.use_button = QPushButton("Use the recommended one")
+        self.use_button.setEnabled(False)
+        self.use_button.clicked.connect(lambda: self.recommended and self.select(self.recommended))
+        self.advice_label = QLabel("")
+        self.advice_label.setWordWrap(True)
+        advise_row.addWidget(self.advise_button)
+        advise_row.addWidget(self.use_button)
+        advise_row.addWidget(self.advice_label, 1)
+        layout.addLayout(advise_row)
+        self.advice: dict | None = None
+        self.recommended: str | None = None
+        self._advice_task = LatestTask(self)
+        state.dataset_changed.connect(self.clear_advice)
         self.cards: dict[str, BackboneCard] = {}
         self.group = QButtonGroup(self)
         grid_host = QWidget()
@@ -92,6 +116,65 @@ class BackbonePage(Page):
         self.loading = False
         self.cards[self.state.spec.name].radio.setChecked(True)
         self.changed.emit()
+
+    # --- the advisor ----------------------------------------------------------------------
+    def clear_advice(self) -> None:
+        """Advice belongs to the images it measured: another dataset drops it."""
+        self._advice_task.cancel()
+        self.advice, self.recommended = None, None
+        self.use_button.setEnabled(False)
+        self.advise_button.setEnabled(True)
+        self.advice_label.setText("")
+        for card in self.cards.values():
+            card.advice.setText("")
+
+    def start_advice(self) -> None:
+        from ...core.studies.advisor import advise
+
+        index = self.state.index
+        if index is None:
+            self.advice_label.setText("Choose your images on the Data step first.")
+            return
+        self.clear_advice()
+        self.advise_button.setEnabled(False)
+        self.advice_label.setText("Measuring the backbones on your images …")
+
+        def work(token, progress):
+            from ...core.engine.events import StageProgress
+
+            def emit(event) -> None:
+                token.check()
+                if isinstance(event, StageProgress) and event.stage == "measuring backbones":
+                    progress(event.done, event.total)
+
+            return advise(index, emit=emit)
+
+        self._advice_task.start(work, on_done=self._show_advice, on_error=self._advice_failed,
+                                on_progress=lambda d, t: self.advice_label.setText(
+                                    f"Measuring the backbones on your images: {d} of {t} "
+                                    "done …"))
+
+    def _advice_failed(self, message: str) -> None:
+        self.advise_button.setEnabled(True)
+        self.advice_label.setText(f"No advice: {message}")
+
+    def _show_advice(self, advice: dict) -> None:
+        self.advice, self.recommended = advice, advice["recommended"]
+        self.advise_button.setEnabled(True)
+        self.use_button.setEnabled(True)
+        self.advice_label.setText(advice["sentence"])
+        for rank, row in enumerate(advice["ranking"], 1):
+            card = self.cards.get(row["backbone"])
+            if card is not None:
+                star = " · recommended" if row["backbone"] == self.recommended else ""
+                card.advice.setText(
+                    f"<b>#{rank} on your images{star}</b>: quick probe "
+                    f"{row['probe_accuracy']:.0%} ± {row['probe_accuracy_std']:.0%}, LogME "
+                    f"{row['score']:.3f} ({row['seconds']:.0f} s)")
+        for row in advice["skipped"]:
+            card = self.cards.get(row["backbone"])
+            if card is not None:
+                card.advice.setText(f"Not measured: {row['skipped']}")
 
     def select(self, name: str) -> None:
         self.cards[name].radio.setChecked(True)
