@@ -170,7 +170,9 @@ class BackbonePage(Page):
                 card.advice.setText(
                     f"<b>#{rank} on your images{star}</b>: quick probe "
                     f"{row['probe_accuracy']:.0%} ± {row['probe_accuracy_std']:.0%}, LogME "
-                    f"{row['score']:.3f} ({row['seconds']:.0f} s)")
+                    f"{row['score']:.3f} ("
+                    + ("features from the cache" if row["features_cached"]
+                       else f"{row['seconds']:.0f} s") + ")")
         for row in advice["skipped"]:
             card = self.cards.get(row["backbone"])
             if card is not None:
