@@ -37,6 +37,10 @@ def test_advise_from_the_shell_prints_json(shapes_folder, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["recommended"] in {"mobilenet_v2", "efficientnet_lite0"}
     assert set(result["ranking"][0]) >= {"backbone", "score", "probe_accuracy", "seconds"}
+    # how far each stage of the recommended backbone is from its pretraining, and what to adapt
+    assert [st["stage"] for st in result["stages"]][:2] == ["blocks.0", "blocks.1"]
+    assert all(st["shift"] >= 0 for st in result["stages"])
+    assert result["unfreeze"] and result["unfreeze"][-1] == result["stages"][-1]["stage"]
 
 
 @pytest.mark.parametrize("args,message", [

@@ -296,6 +296,10 @@ def cmd_advise(args) -> int:
     for row in result["skipped"]:
         print(f"{row['backbone']:<22}  not measured: {row['skipped']}")
     print(f"\nrecommended: {result['recommended']} — {result['sentence']}")
+    if result["stages"]:
+        print("distance of each stage from its pretraining (BatchNorm statistics): "
+              + ", ".join(f"{st['stage']} {st['shift']:.2f}" for st in result["stages"]))
+        print("stages to adapt: " + ", ".join(result["unfreeze"]))
     return 0
 
 

@@ -24,6 +24,7 @@ from ..data.dataset import DatasetIndex
 from ..engine.device import pick_device
 from ..engine.events import Control, StageProgress
 from ..engine.inference import extract_features
+from ..evaluation.domain_shift import recommend_unfreeze, stage_shift
 from ..evaluation.transferability import logme
 from ..models.backbones import REGISTRY, build_model, get_spec
 from ..paths import app_data_dir
@@ -147,9 +148,28 @@ def advise(index: DatasetIndex, backbones: list[str] | None = None, device: str 
     ranking = sorted(measured, key=lambda a: (-a.probe_accuracy, -a.score))
     near = [a for a in measured if a.probe_accuracy >= best - NEAR]
     chosen = max(near, key=lambda a: (a.score, -get_spec(a.backbone).parameter_count()))
+    shifts = stage_shifts(index, chosen.backbone, device, control)
     return {"recommended": chosen.backbone, "sentence": sentence(chosen, ranking),
             "ranking": [a.as_dict() for a in ranking],
-            "skipped": [a.as_dict() for a in advice if a.skipped]}
+            "skipped": [a.as_dict() for a in advice if a.skipped],
+            "stages": shifts, "unfreeze": recommend_unfreeze(shifts)}
+
+
+def stage_shifts(index: DatasetIndex, name: str, device: str = "auto",
+                 control: Control | None = None, limit: int = 200) -> list[dict]:
+    """How far each stage of ``name`` sees these images from its pretraining statistics
+    (up to ``limit`` images, spread over the dataset; decoded images come from the cache)."""
+    spec = get_spec(name)
+    prep = spec.preprocessing()
+    step = max(1, len(index.items) // limit)
+    items = index.items[::step][:limit]
+    squares, failures = decode_images([(i.path, i.frame) for i in items], prep,
+                                      check=(control or Control()).checkpoint,
+                                      cache=ImageCache())
+    keep = [k for k in range(len(items)) if k not in failures]
+    setup = pick_device(device)
+    model = build_model(spec, len(index.classes)).to(setup.device)
+    return stage_shift(model, squares[keep], prep, setup)
 
 
 def sentence(chosen: BackboneAdvice, ranking: list[BackboneAdvice]) -> str:

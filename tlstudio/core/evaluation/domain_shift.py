@@ -1,0 +1,104 @@
+"""How far the user's images are from what a backbone learned on, stage by stage.
+
+Every BatchNorm layer remembers the mean and variance of its inputs over the pretraining
+images (its running statistics). Running the user's images through the frozen network and
+comparing what each BatchNorm now sees with what it remembers gives a shift per layer: the
+distance between the two Gaussians per channel (symmetric KL divergence), averaged over
+channels and over the BatchNorm layers of a stage. A stage whose inputs moved far from the
+pretraining statistics is one worth adapting: low-level changes (noise, contrast, another
+modality) move the early stages, new concepts the late ones (Lee et al. 2022, surgical
+fine-tuning). Backbones without BatchNorm (ViT, ConvNeXt's LayerNorm) have no remembered
+statistics and get no gauge.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.preprocess import Preprocessing
+from ..engine.device import DeviceSetup
+from ..engine.inference import eval_inputs
+from ..models.layers import stages
+
+EPS = 1e-5
+
+
+def _symmetric_kl(mean: torch.Tensor, var: torch.Tensor, ref_mean: torch.Tensor,
+                  ref_var: torch.Tensor) -> float:
+    var, ref_var = var.clamp_min(EPS), ref_var.clamp_min(EPS)
+    diff = (mean - ref_mean) ** 2
+    kl = 0.5 * (var / ref_var + ref_var / var + diff / ref_var + diff / var) - 1.0
+    return float(kl.median())  # robust to a few channels the images barely use
+
+
+@torch.inference_mode()
+def stage_shift(model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
+                batch_size: int = 32) -> list[dict]:
+    """``[{"stage", "shift", "layers"}]`` input to output for prepared squares ``images``;
+    empty when the backbone has no BatchNorm."""
+    model.eval()
+    paths = stages(model)
+    norms = [(name, m) for name, m in model.named_modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
+    if not norms or not paths:
+        return []
+    sums: dict[str, list[torch.Tensor]] = {}
+
+    def hook(name):
+        def record(_module, args):
+            x = args[0].float()
+            dims = [0, *range(2, x.dim())]
+            moments = torch.stack([x.mean(dim=dims), (x * x).mean(dim=dims)])
+            count = x.numel() / x.shape[1]
+            total = sums.setdefault(name, [torch.zeros_like(moments), 0.0])
+            total[0] += moments * count
+            total[1] += count
+        return record
+
+    handles = [m.register_forward_pre_hook(hook(name)) for name, m in norms]
+    try:
+        for _, x in eval_inputs(images, prep, setup, batch_size):
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    per_layer = {}
+    for name, m in norms:
+        moments, count = sums[name]
+        mean = moments[0] / count
+        var = moments[1] / count - mean ** 2
+        per_layer[name] = _symmetric_kl(mean.cpu(), var.cpu(), m.running_mean.float().cpu(),
+                                        m.running_var.float().cpu())
+    out = []
+    for i, path in enumerate(paths):
+        inside = [v for name, v in per_layer.items()
+                  if name == path or name.startswith(path + ".")]
+        if i == 0:  # the stem (before the first stage) counts with the first stage
+            inside += [v for name, v in per_layer.items()
+                       if not any(name.startswith(p + ".") or name == p for p in paths)
+                       and _before_stages(model, name)]
+        if inside:
+            out.append({"stage": path, "shift": float(np.mean(inside)), "layers": len(inside)})
+    return out
+
+
+def _before_stages(model: nn.Module, name: str) -> bool:
+    """A BatchNorm outside every stage that runs before them (the stem), not after (head)."""
+    order = [n for n, _ in model.named_modules()]
+    first_stage = stages(model)[0]
+    return order.index(name) < order.index(first_stage)
+
+
+def recommend_unfreeze(shifts: list[dict]) -> list[str]:
+    """Stages to adapt: the last stage always (new classes need new high-level features),
+    plus every stage whose shift stands out (above the mean of the stages by more than half
+    their spread)."""
+    if not shifts:
+        return []
+    values = np.array([s["shift"] for s in shifts])
+    bar = values.mean() + 0.5 * values.std()
+    chosen = {s["stage"] for s in shifts if s["shift"] > bar}
+    chosen.add(shifts[-1]["stage"])
+    return [s["stage"] for s in shifts if s["stage"] in chosen]
