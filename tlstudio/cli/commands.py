@@ -108,8 +108,7 @@ def cmd_predict(args) -> int:
         rows = [r.as_dict() for r in predictions]
         if args.explain and predictions and not all(r.error for r in predictions):
             written = explanation_files(
-                args.explain, predictions, predictor.explain(predictions, args.explain_class),
-                predictor.run.preprocessing)
+                args.explain, predictions, predictor.explain(predictions, args.explain_class))
             print(f"{len(written) // 2} heatmap(s) written to {args.explain}", file=sys.stderr)
     if not rows:
         print("no images found in the given paths", file=sys.stderr)

@@ -57,16 +57,14 @@ def to_qimage(img) -> QImage:
 
 def explain_one(run_dir, key: str, class_name: str | None):
     """(picture, overlay picture, prediction, explanation) for one image key."""
-    from ..core.data.images import read_image
     from ..core.evaluation.explain import overlay
 
     predictor = predictor_for(run_dir)
-    path, frame = parse_image_key(key)
     [prediction] = predictor.predict([key])
     if prediction.error:
         raise ValueError(prediction.error)
     [explanation] = predictor.explain([prediction], class_name)
-    image = read_image(path, predictor.run.preprocessing.window, frame)
+    image = explanation.image
     return (to_qimage(image), to_qimage(overlay(image, explanation.heatmap)), prediction,
             explanation)
 

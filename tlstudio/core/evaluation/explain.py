@@ -35,6 +35,7 @@ class Explanation:
     heatmap: np.ndarray
     class_index: int
     flat: bool  # no positive evidence anywhere: the map is all zeros, not a localisation
+    image: Image.Image | None = None  # the picture explained, for overlays (not read again)
 
 
 def _prefix_tokens(model: nn.Module) -> int:
@@ -152,7 +153,7 @@ def explain_images(model: nn.Module, images: list[Image.Image], prep: Preprocess
             peak = float(heat.max())
             flat = not np.isfinite(peak) or peak <= 0.0
             heat = np.zeros_like(heat) if flat else np.clip(heat / peak, 0.0, 1.0)
-            out.append(Explanation(heat.astype(np.float32), int(cls), flat))
+            out.append(Explanation(heat.astype(np.float32), int(cls), flat, img))
     return out
 
 

@@ -128,7 +128,7 @@ class Predictor:
 
 
 def explanation_files(out_dir: str | Path, predictions: list[Prediction],
-                      explanations: list[Explanation | None], prep) -> list[Path]:
+                      explanations: list[Explanation | None]) -> list[Path]:
     """``<stem>.heatmap.npy`` (float32 [0, 1], the original's H x W) and
     ``<stem>.overlay.png`` per explained image; frames get ``_frameN``, and a stem seen twice
     gets ``-2``, ``-3`` so no file overwrites another. Each file is written beside and renamed,
@@ -153,7 +153,7 @@ def explanation_files(out_dir: str | Path, predictions: list[Prediction],
         np.save(tmp, explanation.heatmap)
         os.replace(tmp, heat_file)
         tmp_png = out / f".{name}.tmp.png"
-        overlay(read_image(row.path, prep.window, row.frame), explanation.heatmap).save(tmp_png)
+        overlay(explanation.image, explanation.heatmap).save(tmp_png)
         os.replace(tmp_png, png_file)
         written += [heat_file, png_file]
     return written

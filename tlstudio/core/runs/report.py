@@ -201,8 +201,6 @@ def _png(image) -> str:
 
 def _examples(run_dir: Path, part: str) -> str:
     """Heatmaps of up to EXAMPLES images of the headline part, the mistakes first."""
-    from ...pixels import parse_image_key
-    from ..data.images import ImageReadError, read_image
     from ..evaluation.explain import overlay
     from .predict import Predictor
 
@@ -215,15 +213,10 @@ def _examples(run_dir: Path, part: str) -> str:
     predictions = predictor.predict([r.path for r in rows])
     explanations = predictor.explain(predictions)
     cells = []
-    window = predictor.run.preprocessing.window
     for row, prediction, explanation in zip(rows, predictions, explanations, strict=True):
         if explanation is None:  # moved or unreadable since training
             continue
-        try:
-            path, frame = parse_image_key(prediction.key)
-            image = read_image(path, window, frame)
-        except ImageReadError:
-            continue
+        image = explanation.image.copy()
         image.thumbnail((220, 220))
         small = Image.fromarray((explanation.heatmap * 255).astype(np.uint8)).resize(image.size)
         cells.append(
