@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calibration import apply_temperature, ece, fit_temperature, reliability
-from .metrics import evaluate
+from .metrics import cross_entropy
 from .operating_point import ThresholdError, choose_threshold, curves, predict_at
 from .subgroups import subgroup_metrics
 from .uncertainty import with_intervals
@@ -91,12 +91,11 @@ def report(probabilities: np.ndarray, targets: np.ndarray, classes: list[str],
     calibrated = decision.calibrate(probabilities)
     predicted = decision.call(calibrated)
     out = with_intervals(calibrated, targets, predicted, classes, groups, seed=seed)
-    plain = evaluate(calibrated, targets, classes)
     predicted_matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(predicted_matrix, (targets, predicted), 1)
     out.update({
         "count": int(len(targets)), "classes": list(classes),
-        "loss": plain["loss"], "macro_f1": float(np.nanmean(
+        "loss": cross_entropy(calibrated, targets), "macro_f1": float(np.nanmean(
             [row["f1"] if row["f1"] is not None else np.nan
              for row in out["per_class"].values()])),
         "confusion_matrix": predicted_matrix.tolist(),

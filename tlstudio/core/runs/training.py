@@ -321,12 +321,11 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
     if test_probs is not None:
         parts.append(("test", prepared.test_targets, test_probs))
     decision = Decision.from_dict(result["decision"])
+    calibrated = decision.calibrate(np.concatenate([pr for _, _, pr in parts]))
     record.write_predictions(
-        [(name, index.items[p].key) for name, targets, _ in parts
-         for p in prepared.positions[name]],
-        np.concatenate([t for _, t, _ in parts]),
-        decision.calibrate(np.concatenate([pr for _, _, pr in parts])), index.classes,
-        decision.call(decision.calibrate(np.concatenate([pr for _, _, pr in parts]))))
+        [(name, index.items[p].key) for name, _, _ in parts for p in prepared.positions[name]],
+        np.concatenate([t for _, t, _ in parts]), calibrated, index.classes,
+        decision.call(calibrated))
     record.write_json("metrics.json", result)
     emit(Finished(str(out_dir), result, stopped_early=fit.stopped_early,
                   cancelled=fit.cancelled))

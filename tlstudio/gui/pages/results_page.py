@@ -157,7 +157,7 @@ class ResultsPage(Page):
         self.matrix_plot = ConfusionMatrixPlot()
         self.matrix_plot.setMinimumSize(200, 200)
         self.matrix_plot.setToolTip("Click a cell to see its images below")
-        self.matrix_plot.cell_clicked.connect(self.show_cell)
+        self.matrix_plot.cell_clicked.connect(lambda true, pred: self.show_cell((true, pred)))
         row.addWidget(self.matrix_plot, 2)
         # one column per class, one row per measure: a value and its interval fit a cell
         self.table = QTableWidget(0, 0)
@@ -431,11 +431,9 @@ class ResultsPage(Page):
         table.resizeColumnsToContents()
 
     # --- images -------------------------------------------------------------------------
-    def show_cell(self, cell: tuple[int, int] | None, pred: int | None = None) -> None:
+    def show_cell(self, cell: tuple[int, int] | None) -> None:
         """The gallery shows one confusion-matrix cell (true, predicted), or with None every
         image of the part, the mistakes first."""
-        if pred is not None:  # called by the signal as (true, pred)
-            cell = (cell, pred)
         self.cell = cell
         self._fill_gallery_rows()
 
