@@ -219,14 +219,10 @@ SUBGROUP_ATTRIBUTES = {"Manufacturer": "manufacturer", "ManufacturerModelName": 
                        "PatientSex": "sex"}
 
 
-def subgroup_attributes(path: Path) -> dict[str, str]:
+def _subgroups_of(ds) -> dict[str, str]:
     """Header values that results are broken down by (scanner maker, model, modality, body
     part, sex, age in decades): only ever reported as counts and rates per value, never per
     file; no identifying attribute is read."""
-    try:
-        ds = _read(path, pixels=False)
-    except DicomError:
-        return {}
     out = {}
     for key, name in SUBGROUP_ATTRIBUTES.items():
         value = str(ds.get(key, "") or "").strip()
@@ -239,13 +235,9 @@ def subgroup_attributes(path: Path) -> dict[str, str]:
     return out
 
 
-def patient_group(path: Path) -> str | None:
+def _group_of(ds) -> str | None:
     """A one-way hash of PatientID (else StudyInstanceUID): keeps a patient's images in one
     part of a split without the ID itself ever being kept."""
-    try:
-        ds = _read(path, pixels=False)
-    except DicomError:
-        return None
     for key in ("PatientID", "StudyInstanceUID"):
         value = str(ds.get(key, "") or "").strip()
         if value:
@@ -254,6 +246,19 @@ def patient_group(path: Path) -> str | None:
     return None
 
 
+def grouping(path: Path) -> tuple[str | None, dict[str, str]]:
+    """(the patient group, the subgroup values) of one file, from one header read."""
+    try:
+        ds = _read(path, pixels=False)
+    except DicomError:
+        return None, {}
+    return _group_of(ds), _subgroups_of(ds)
+
+
+def patient_group(path: Path) -> str | None:
+    return grouping(path)[0]
+
+
 __all__ = ["DICOM_EXTENSIONS", "DicomError", "WindowError", "facts", "frames_of",
-           "has_preamble", "is_dicom", "patient_group", "stored_window", "subgroup_attributes",
+           "grouping", "has_preamble", "is_dicom", "patient_group", "stored_window",
            "to_rgb_array"]

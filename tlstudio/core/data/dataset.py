@@ -562,8 +562,10 @@ def _check_one(item: Item, prep: Preprocessing | None = None,
             read_image(item.path, window, item.frame)
         elif not cache.has(item.path, prep, item.frame):
             cache.store(item.path, prep, read_image(item.path, window, item.frame), item.frame)
-        if item.group is None and dicom.is_dicom(item.path):  # a patient stays in one part
-            item = replace(item, group=dicom.patient_group(item.path))
+        if dicom.is_dicom(item.path):  # a patient stays in one part; subgroups for results
+            group, subgroups = dicom.grouping(item.path)
+            item = replace(item, group=item.group or group,
+                           attributes=item.attributes + tuple(subgroups.items()))
         content = item.path.read_bytes() + f"|frame {item.frame}".encode()
         digest = hashlib.blake2b(content, digest_size=16).hexdigest()
     except ImageReadError as exc:

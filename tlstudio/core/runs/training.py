@@ -362,16 +362,9 @@ def _results(config, index, prepared, probs, test_probs, fit) -> dict:
 
 
 def _attributes(index, positions: list[int]) -> list[dict] | None:
-    """Subgroup values per evaluated image: further CSV columns, DICOM header values."""
-    from ...pixels import dicom
-
-    rows = []
-    for p in positions:
-        item = index.items[p]
-        row = dict(item.attributes)
-        if dicom.is_dicom(item.path):
-            row.update(dicom.subgroup_attributes(item.path))
-        rows.append(row)
+    """Subgroup values per evaluated image (further CSV columns, DICOM header values), as the
+    scan found them."""
+    rows = [dict(index.items[p].attributes) for p in positions]
     return rows if any(rows) else None
 
 
