@@ -52,3 +52,16 @@ def test_bad_advise_input_exits_2(shapes_folder, capsys, args, message):
     args = [a.format(data=shapes_folder) for a in args]
     assert main(args) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_advisor_sees_the_pixels_the_run_will_train_on(tmp_path):
+    """DICOM through another window are other pixels: other features, another score."""
+    from tlstudio.core.studies.advisor import backbone_features
+
+    from .test_dicom import dicom_folder
+
+    index = scan(dicom_folder(tmp_path / "dicom"))
+    auto, _, _ = backbone_features(index, "mobilenet_v2", "cpu", window="auto")
+    bone, _, cached = backbone_features(index, "mobilenet_v2", "cpu", window="400,1800")
+    assert not cached and auto.shape == bone.shape
+    assert abs(auto - bone).max() > 1e-3

@@ -30,6 +30,12 @@ def test_which_backbone_suits_my_images(qtbot, window, shapes, tmp_path, monkeyp
     page.use_button.click()
     assert window.state.spec.name == recommended
 
+    # another window: other pixels, so the advice is dropped too
+    window.state.set_window("auto")
+    assert page.advice is None and card.advice.text() == ""
+    page.start_advice()
+    qtbot.waitUntil(lambda: page.use_button.isEnabled(), timeout=120_000)
+
     # other images: the advice was about the old ones and is gone
     window.data_page.load(make_shapes_folder(tmp_path / "other", per_class=6, seed=4))
     qtbot.waitUntil(lambda: page.advice is None, timeout=60_000)

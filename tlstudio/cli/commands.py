@@ -262,6 +262,10 @@ def _add_advise(sub) -> None:
     p.add_argument("--data", dest="data_option", metavar="DATA", help="the same, as an option")
     p.add_argument("--backbones", metavar="A,B", help="only these (default: every backbone "
                                                        "whose weights are on this machine)")
+    p.add_argument("--window", default="file",
+                   help="DICOM / 16-bit window, as the run will use it (see train)")
+    p.add_argument("--frames", default="middle", choices=["middle", "all"],
+                   help="multi-frame DICOM: the middle frame, or every frame (see train)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -270,6 +274,8 @@ def _add_advise(sub) -> None:
 
 def cmd_advise(args) -> int:
     from ..core.data.dataset import scan
+    from ..core.data.preprocess import Preprocessing
+    from ..core.engine.config import TrainConfig
     from ..core.engine.device import pick_device
     from ..core.models.backbones import get_spec
     from ..core.studies.advisor import advise
@@ -282,9 +288,12 @@ def cmd_advise(args) -> int:
     for name in names or []:
         get_spec(name)  # an unknown name fails before any slow work
     pick_device(args.device)
-    index = scan(resolve_data(data))
+    TrainConfig(window=args.window, frames=args.frames).resolved()  # checked before the scan
+    index = scan(resolve_data(data), prep=Preprocessing(
+        (224, 224), (0.5,) * 3, (0.5,) * 3, window=args.window, frames=args.frames))
     result = advise(index, names, args.device, args.seed,
-                    emit=lambda e: None if args.json else _advise_progress(e))
+                    emit=lambda e: None if args.json else _advise_progress(e),
+                    window=args.window, frames=args.frames)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -58,11 +58,12 @@ def _feature_file(index: DatasetIndex, name: str, prep) -> str:
 
 def backbone_features(index: DatasetIndex, name: str, device: str = "auto",
                       emit: Callable = lambda e: None, control: Control | None = None,
-                      workers: int = 4) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(features, keep mask, from the cache) for every image of ``index``; images that fail
-    to decode are left out (mask False)."""
+                      workers: int = 4, window: str = "file", frames: str = "middle"
+                      ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(features, keep mask, from the cache) for every image of ``index``, with the pixels
+    a run with this ``window`` would train on; images that fail to decode are left out."""
     spec = get_spec(name)
-    prep = spec.preprocessing()
+    prep = spec.preprocessing().with_window(window, frames)
     file = _feature_file(index, spec.name, prep)
     if os.path.isfile(file):
         with np.load(file) as saved:
@@ -109,7 +110,8 @@ def probe_accuracy(features: np.ndarray, targets: np.ndarray, groups=None, folds
 
 def advise(index: DatasetIndex, backbones: list[str] | None = None, device: str = "auto",
            seed: int = 0, emit: Callable = lambda e: None,
-           control: Control | None = None) -> dict:
+           control: Control | None = None, window: str = "file",
+           frames: str = "middle") -> dict:
     """``{"recommended", "ranking", "sentence"}``: every backbone measured (or why not)."""
     names = [get_spec(b).name for b in backbones] if backbones else [
         spec.name for spec in REGISTRY.values() if spec.available_offline()]
@@ -130,8 +132,8 @@ def advise(index: DatasetIndex, backbones: list[str] | None = None, device: str 
             advice.append(row)
             continue
         start = time.perf_counter()
-        features, keep, row.features_cached = backbone_features(index, name, device, emit,
-                                                                control)
+        features, keep, row.features_cached = backbone_features(
+            index, name, device, emit, control, window=window, frames=frames)
         y = targets[keep]
         g = None if all(x is None for x in groups) else [
             str(x) for x, ok in zip(groups, keep, strict=True) if ok]
@@ -148,7 +150,8 @@ def advise(index: DatasetIndex, backbones: list[str] | None = None, device: str 
     ranking = sorted(measured, key=lambda a: (-a.probe_accuracy, -a.score))
     near = [a for a in measured if a.probe_accuracy >= best - NEAR]
     chosen = max(near, key=lambda a: (a.score, -get_spec(a.backbone).parameter_count()))
-    shifts = stage_shifts(index, chosen.backbone, device, control)
+    shifts = stage_shifts(index, chosen.backbone, device, control, window=window,
+                          frames=frames)
     return {"recommended": chosen.backbone, "sentence": sentence(chosen, ranking),
             "ranking": [a.as_dict() for a in ranking],
             "skipped": [a.as_dict() for a in advice if a.skipped],
@@ -156,11 +159,12 @@ def advise(index: DatasetIndex, backbones: list[str] | None = None, device: str 
 
 
 def stage_shifts(index: DatasetIndex, name: str, device: str = "auto",
-                 control: Control | None = None, limit: int = 200) -> list[dict]:
+                 control: Control | None = None, limit: int = 200, window: str = "file",
+                 frames: str = "middle") -> list[dict]:
     """How far each stage of ``name`` sees these images from its pretraining statistics
     (up to ``limit`` images, spread over the dataset; decoded images come from the cache)."""
     spec = get_spec(name)
-    prep = spec.preprocessing()
+    prep = spec.preprocessing().with_window(window, frames)
     step = max(1, len(index.items) // limit)
     items = index.items[::step][:limit]
     squares, failures = decode_images([(i.path, i.frame) for i in items], prep,

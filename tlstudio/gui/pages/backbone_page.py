@@ -85,6 +85,7 @@ class BackbonePage(Page):
         self.recommended: str | None = None
         self._advice_task = LatestTask(self)
         state.dataset_changed.connect(self.clear_advice)
+        state.window_changed.connect(self.clear_advice)  # advice saw the old pixels
         self.cards: dict[str, BackboneCard] = {}
         self.group = QButtonGroup(self)
         grid_host = QWidget()
@@ -136,6 +137,7 @@ class BackbonePage(Page):
             self.advice_label.setText("Choose your images on the Data step first.")
             return
         self.clear_advice()
+        window, frames = self.state.window, self.state.frames
         self.advise_button.setEnabled(False)
         self.advice_label.setText("Measuring the backbones on your images …")
 
@@ -147,7 +149,7 @@ class BackbonePage(Page):
                 if isinstance(event, StageProgress) and event.stage == "measuring backbones":
                     progress(event.done, event.total)
 
-            return advise(index, emit=emit)
+            return advise(index, emit=emit, window=window, frames=frames)
 
         self._advice_task.start(work, on_done=self._show_advice, on_error=self._advice_failed,
                                 on_progress=lambda d, t: self.advice_label.setText(
