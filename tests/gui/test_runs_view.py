@@ -49,3 +49,20 @@ def test_runs_from_an_earlier_session_are_listed_reopened_compared_and_deleted(
     dialog.select_rows([0])
     dialog.delete_selected(confirm=False)
     assert not second.exists() and dialog.table.rowCount() == 1
+
+
+def test_deleting_the_studios_own_run_takes_it_off_every_step(qtbot, window, shapes):
+    run = runs_root() / "20261130-090000-efficientnet_lite0"
+    train(TrainConfig(epochs=1, batch_size=16, workers=2), shapes, run)
+    window.state.set_run(run)
+    results = window.results_page
+    window.stack.setCurrentWidget(results)
+    results.on_enter()
+    qtbot.waitUntil(lambda: "Accuracy" in results.summary_label.text(), timeout=10_000)
+    dialog = window.open_runs()
+    dialog.select_rows([0])
+    dialog.delete_selected(confirm=False)
+    assert not run.exists() and window.state.run_dir is None
+    assert "was deleted" in results.summary_label.text()
+    assert "Accuracy" not in results.summary_label.text()
+    assert window.predict_page.predictor is None

@@ -143,11 +143,19 @@ class MainWindow(QMainWindow):
         if self.runs_dialog is None:
             self.runs_dialog = RunsDialog(parent=self)
             self.runs_dialog.resume_requested.connect(self.resume_run)
+            self.runs_dialog.run_deleted.connect(self._run_deleted)
         else:
             self.runs_dialog.refresh()
         self.runs_dialog.show()
         self.runs_dialog.raise_()
         return self.runs_dialog
+
+    def _run_deleted(self, run_dir) -> None:
+        """The wizard's own run deleted from All runs…: no step may go on showing it."""
+        if self.state.run_dir is not None and self.state.run_dir == run_dir:
+            self.state.set_run(None, outdated=f"Run {run_dir.name} was deleted (All runs…); "
+                                              "train again (step Train).")
+        self.train_page.refresh_runs()
 
     def resume_run(self, run_dir) -> None:
         """Resume from the Runs view: on the Train step, when its dataset is the one loaded

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 from ..core.evaluation.uncertainty import format_ci
 from ..core.runs.catalog import COMPARED, comparison, delete_run, list_overviews
 from ..errors import UserError
+from .image_view import forget_models
 from .pages.results_page import ResultsPage
 from .state import StudioState
 from .widgets import hint
@@ -102,6 +103,7 @@ class RunsDialog(QDialog):
     """Non-modal: the wizard stays usable beside it."""
 
     resume_requested = Signal(Path)
+    run_deleted = Signal(Path)
 
     def __init__(self, root: Path | None = None, parent=None):
         super().__init__(parent)
@@ -234,7 +236,9 @@ class RunsDialog(QDialog):
             return
         if self.results_state.run_dir == run:
             self.results_state.set_run(None)
+        forget_models()  # a model loaded for its heatmaps goes with it
         self.message.setText(f"Deleted {run.name}.")
+        self.run_deleted.emit(run)
         self.refresh()
 
     def _resume(self) -> None:
