@@ -14,7 +14,7 @@ def test_the_subgroups_tab_lists_each_site(window, qtbot, tmp_path):
     window.stack.setCurrentWidget(results)
     results.on_enter()
     qtbot.waitUntil(lambda: "Accuracy" in results.summary_label.text(), timeout=10_000)
-    table = results.subgroup_table
+    table = results.curves.subgroup_table
     labels = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
     assert labels == ["site = A", "site = B"]
     site_a = json.loads((run / "metrics.json").read_text())["test"]["subgroups"]["site"]["A"]

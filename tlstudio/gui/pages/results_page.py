@@ -7,9 +7,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -22,7 +20,6 @@ from PySide6.QtWidgets import (
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
-    QTabWidget,
     QVBoxLayout,
 )
 
@@ -34,6 +31,7 @@ from ...core.runs.report import write_report
 from ...errors import UserError
 from ...pixels import parse_image_key
 from ..image_view import ImageDialog
+from ..result_plots import ConfusionMatrixPlot, ResultCurves
 from ..widgets import thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
@@ -42,84 +40,7 @@ GALLERY_LIMIT = 60
 log = logging.getLogger(__name__)
 
 
-class ConfusionMatrixPlot(pg.PlotWidget):
-    """Heatmap with counts; rows are the true class, columns the predicted one. A click on a
-    cell says which (true, predicted) pair it is."""
-
-    cell_clicked = Signal(int, int)
-
-    def __init__(self, parent=None):
-        super().__init__(parent, background="w", title="Confusion matrix")
-        self.scene().sigMouseClicked.connect(self._clicked)
-        self.setMouseEnabled(False, False)
-        self.hideButtons()
-        self.getPlotItem().invertY(True)
-        self.setLabel("left", "true class")
-        self.setLabel("bottom", "predicted class")
-        self.matrix = np.zeros((0, 0), dtype=int)
-
-    def reset(self) -> None:
-        """An empty plot: no counts and no class names left from another run."""
-        self.clear()
-        self.matrix = np.zeros((0, 0), dtype=int)
-        for axis in ("bottom", "left"):
-            self.getAxis(axis).setTicks(None)
-
-    def cell_at(self, scene_pos) -> tuple[int, int] | None:
-        point = self.getPlotItem().vb.mapSceneToView(scene_pos)
-        true, pred = round(point.y()), round(point.x())
-        n = len(self.matrix)
-        return (true, pred) if 0 <= true < n and 0 <= pred < n else None
-
-    def cell_centre(self, true: int, pred: int):
-        """Where a cell is on the widget (for a click)."""
-        from PySide6.QtCore import QPointF
-
-        scene = self.getPlotItem().vb.mapViewToScene(QPointF(pred, true))
-        return self.mapFromScene(scene)
-
-    def _clicked(self, event) -> None:
-        cell = self.cell_at(event.scenePos())
-        if cell is not None:
-            self.cell_clicked.emit(*cell)
-
-    def show_matrix(self, matrix: list[list[int]], classes: list[str]) -> None:
-        self.clear()
-        self.matrix = np.asarray(matrix, dtype=int)
-        n = len(classes)
-        row_share = self.matrix / np.maximum(self.matrix.sum(axis=1, keepdims=True), 1)
-        image = pg.ImageItem(row_share.T)  # ImageItem is indexed [x, y]
-        image.setLookupTable(pg.colormap.get("CET-L12").getLookupTable(nPts=256))
-        image.setLevels((0, 1))
-        image.setRect(-0.5, -0.5, n, n)
-        self.addItem(image)
-        for true in range(n):
-            for pred in range(n):
-                dark = row_share[true, pred] > 0.55
-                text = pg.TextItem(str(self.matrix[true, pred]), anchor=(0.5, 0.5),
-                                   color=(255, 255, 255) if dark else (20, 20, 20))
-                text.setPos(pred, true)
-                self.addItem(text)
-        ticks = [list(enumerate(classes))]
-        self.getAxis("bottom").setTicks(ticks)
-        self.getAxis("left").setTicks(ticks)
-        self.setXRange(-0.5, n - 0.5, padding=0)
-        self.setYRange(-0.5, n - 0.5, padding=0)
-
-
 PARTS = {"test": "Held-out test", "validation": "Validation"}
-
-
-def _curve_plot(title_text: str, x_label: str, y_label: str) -> pg.PlotWidget:
-    plot = pg.PlotWidget(background="w", title=title_text)
-    plot.setLabel("bottom", x_label)
-    plot.setLabel("left", y_label)
-    plot.setXRange(0, 1)
-    plot.setYRange(0, 1)
-    plot.showGrid(x=True, y=True, alpha=0.2)
-    plot.setMouseEnabled(False, False)
-    plot.hideButtons()
-    return plot
 
 
 class ResultsPage(Page):
@@ -164,19 +85,8 @@ class ResultsPage(Page):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setWordWrap(True)
-        row.addWidget(self.table, 3)
-        self.curves = QTabWidget()
-        self.roc_plot = _curve_plot("ROC", "1 − specificity", "sensitivity")
-        self.pr_plot = _curve_plot("Precision–recall", "recall (sensitivity)", "precision (PPV)")
-        self.reliability_plot = _curve_plot("Reliability", "confidence", "accuracy")
-        self.curves.addTab(self.roc_plot, "ROC")
-        self.curves.addTab(self.pr_plot, "PR")
-        self.curves.addTab(self.reliability_plot, "Calibration")
-        self.subgroup_table = QTableWidget(0, 0)
-        self.subgroup_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.subgroup_table.setToolTip("The same numbers for each value of a CSV column or a "
-                                       "DICOM attribute: a group the model fails on shows here")
-        self.curves.addTab(self.subgroup_table, "Subgroups")
+        row.addWidget(self.table, 4)  # wide enough for a value and its interval
+        self.curves = ResultCurves()
         self.curves.setMinimumWidth(200)
         row.addWidget(self.curves, 3)
         layout.addLayout(row, 1)
@@ -233,10 +143,7 @@ class ResultsPage(Page):
         self.metrics = {}
         self.rows, self.gallery_rows, self.cell, self.classes = [], [], None, []
         self.matrix_plot.reset()
-        for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
-            plot.clear()
-        self.subgroup_table.clear()
-        self.subgroup_table.setRowCount(0)
+        self.curves.reset()
         self.table.clear()
         self.table.setRowCount(0)
         self.table.setColumnCount(0)
@@ -312,8 +219,7 @@ class ResultsPage(Page):
         self.summary_label.setText(self._summary(part, block, legacy, config))
         self.matrix_plot.show_matrix(block["confusion_matrix"], self.classes)
         self._fill_table(block, legacy)
-        self._fill_curves(block)
-        self._fill_subgroups(block.get("subgroups") or {})
+        self.curves.show_block(block, self.classes)
         self.show_cell(None)
 
     def _summary(self, part: str, b: dict, legacy: bool, config: dict) -> str:
@@ -376,59 +282,7 @@ class ResultsPage(Page):
                 item.setTextAlignment(centre)
                 self.table.setItem(r, c, item)
         self.table.setToolTip("Each class against the others, with 95 % intervals")
-
-    def _fill_curves(self, block: dict) -> None:
-        for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
-            plot.clear()
-        pen = pg.mkPen((31, 119, 180), width=2)
-        diagonal = pg.mkPen((150, 150, 150), style=Qt.PenStyle.DashLine)
-        curves = block.get("curves")
-        if curves:
-            roc = curves["roc"]
-            self.roc_plot.plot([0, 1], [0, 1], pen=diagonal)
-            self.roc_plot.plot(roc["fpr"], roc["tpr"], pen=pen)
-            if block.get("threshold") is not None:
-                spec, sens = block["specificity"], block["sensitivity"]
-                if spec is not None and sens is not None:
-                    self.roc_plot.plot([1 - spec], [sens], pen=None, symbol="o",
-                                       symbolBrush=(214, 39, 40), symbolSize=9)
-            pr = curves["pr"]
-            self.pr_plot.plot(pr["recall"], pr["precision"], pen=pen)
-        only = "" if curves else " (two classes only)"
-        self.roc_plot.setTitle(f"ROC{only}")
-        self.pr_plot.setTitle(f"Precision–recall{only}")
-        bins = block.get("reliability") or []
-        self.reliability_plot.plot([0, 1], [0, 1], pen=diagonal)
-        if bins:
-            self.reliability_plot.plot([b["confidence"] for b in bins],
-                                       [b["accuracy"] for b in bins], pen=pen, symbol="o",
-                                       symbolSize=6, symbolBrush=(31, 119, 180))
-
-    def _fill_subgroups(self, subgroups: dict) -> None:
-        table = self.subgroup_table
-        table.clear()
-        rows = [(f"{name} = {value}", row) for name, values in subgroups.items()
-                for value, row in values.items()]
-        two = len(self.classes) == 2
-        headers = ["images", "accuracy"] + (["sensitivity", "specificity"] if two else [])
-        table.setColumnCount(len(headers))
-        table.setHorizontalHeaderLabels(headers)
-        table.setRowCount(max(len(rows), 1))
-        if not rows:
-            table.setVerticalHeaderLabels([""])
-            table.setItem(0, 0, QTableWidgetItem("No subgroups: add columns (site, scanner, "
-                                                 "sex …) to your CSV, or use DICOM files"))
-            table.setSpan(0, 0, 1, len(headers))
-            return
-        table.setVerticalHeaderLabels([label for label, _ in rows])
-        for r, (_, row) in enumerate(rows):
-            cells = [str(row["n"]), format_ci(row["accuracy"], row["accuracy_ci"])]
-            if two:
-                cells += [format_ci(row.get("sensitivity"), row.get("sensitivity_ci")),
-                          format_ci(row.get("specificity"), row.get("specificity_ci"))]
-            for c, text in enumerate(cells):
-                table.setItem(r, c, QTableWidgetItem(text.replace(" (95 % CI ", " (")))
-        table.resizeColumnsToContents()
+        self.table.resizeRowsToContents()
 
     # --- images -------------------------------------------------------------------------
     def show_cell(self, cell: tuple[int, int] | None) -> None:
