@@ -7,12 +7,14 @@ reference for anyone deploying the model elsewhere. Pixels follow the one rule i
 written out in ``preprocessing.json``): RGB, shorter side resized to
 ``input_size / crop_pct`` with the named method, centre square, centre crop to
 ``input_size``, values scaled to [0, 1], NCHW float32; the model normalises inside and
-outputs ``probabilities``.
+outputs ``probabilities`` and, for runs with the out-of-distribution detector, ``ood_score``
+(above decision.json's ``ood_threshold``: unlike anything the model was trained on).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -83,10 +85,11 @@ def _quiet_onnxruntime():
     return ort
 
 
-def _read_decision(folder: Path, labels: list[str]) -> float | None:
+def _read_decision(folder: Path, labels: list[str]) -> tuple[float | None, float | None]:
     """decision.json's threshold (two classes: the probability of ``labels[1]`` that calls
-    it), or None for the highest probability. Missing or damaged: refused, since guessing
-    would call cases the run never called."""
+    it, or None for the highest probability) and its out-of-distribution threshold (None
+    for exports without the detector). Missing or damaged: refused, since guessing would
+    call cases the run never called."""
     where = folder / "decision.json"
     try:
         data = json.loads(where.read_text(encoding="utf-8"))
@@ -96,14 +99,18 @@ def _read_decision(folder: Path, labels: list[str]) -> float | None:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ModelLoadError(f"{where} is damaged ({exc})") from exc
     threshold = data.get("threshold") if isinstance(data, dict) else "?"
+    ood = data.get("ood_threshold") if isinstance(data, dict) else None
+    if ood is not None and (isinstance(ood, bool) or not isinstance(ood, int | float)
+                            or not math.isfinite(ood) or ood < 0):
+        raise ModelLoadError(f"{where} is damaged: ood_threshold must be a number of 0 or more")
     if threshold is None:
-        return None
+        return None, ood
     if (isinstance(threshold, bool) or not isinstance(threshold, int | float)
             or not 0.0 <= threshold <= 1.0 or len(labels) != 2
             or data.get("positive_class") != labels[1]):
         raise ModelLoadError(f"{where} is damaged: its threshold must be a probability for "
                              f"the second of two classes in labels.json")
-    return float(threshold)
+    return float(threshold), ood
 
 
 @dataclass
@@ -111,8 +118,9 @@ class ExportedModel:
     path: Path
     labels: list[str]
     preprocessing: dict
-    _run: object
+    _run: object  # batch -> (probabilities, ood scores or None)
     threshold: float | None = None
+    ood_threshold: float | None = None
 
     def call(self, probabilities: np.ndarray) -> str:
         """The answer for one row of probabilities: at the run's threshold, else the top."""
@@ -152,6 +160,7 @@ class ExportedModel:
                                      f"or not an ONNX model ({str(exc)[:200]})") from exc
             name = session.get_inputs()[0].name
             outputs = session.get_outputs()
+            wanted = [o.name for o in outputs if o.name in ("probabilities", "ood_score")]
             if not outputs or outputs[0].name != "probabilities":
                 raise ModelLoadError(f"{path.name} is not a tlstudio export (it has no "
                                      "'probabilities' output)")
@@ -161,14 +170,27 @@ class ExportedModel:
                                      f"names {len(labels)}: the files come from different "
                                      "exports")
 
-            def run(batch: np.ndarray) -> np.ndarray:
-                return session.run(["probabilities"], {name: batch})[0]
+            def run(batch: np.ndarray):
+                answers = session.run(wanted, {name: batch})
+                return answers[0], (answers[1] if len(answers) > 1 else None)
         else:
             run = _torchscript(path)
-        return cls(path, labels, spec, run, _read_decision(folder, labels))
+        threshold, ood_threshold = _read_decision(folder, labels)
+        model = cls(path, labels, spec, run, threshold, ood_threshold)
+        _, scores = model.answer(np.zeros((1, 3, *spec["input_size"]), dtype=np.float32))
+        if (scores is None) != (ood_threshold is None):
+            raise ModelLoadError(
+                f"{path.name} and decision.json disagree about the out-of-distribution "
+                "warning (one has it, the other not): the files come from different exports")
+        return model
 
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
-        return np.asarray(self._run(batch.astype(np.float32)))
+        return self.answer(batch)[0]
+
+    def answer(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and (with the detector) out-of-distribution scores."""
+        probs, scores = self._run(batch.astype(np.float32))
+        return np.asarray(probs), (None if scores is None else np.asarray(scores))
 
     def predict(self, paths: list[Path], batch_size: int = 32) -> list[dict]:
         """One row per image: files, image keys (``file#frame=N``), and with frames 'all'
@@ -192,19 +214,24 @@ class ExportedModel:
                 except pixels.ImageReadError as exc:
                     out.append(row(p, frame, label=None, probabilities={}, error=str(exc)))
             if ok:
-                batch = self.probabilities(np.stack(images))
+                batch, scores = self.answer(np.stack(images))
                 if batch.shape != (len(ok), len(self.labels)):
                     raise ModelLoadError(f"{self.path.name} answered with shape {batch.shape}; "
                                          f"labels.json names {len(self.labels)} classes")
-                for (p, frame), probs in zip(ok, batch, strict=True):
-                    if not np.isfinite(probs).all():
+                for k, ((p, frame), probs) in enumerate(zip(ok, batch, strict=True)):
+                    score = None if scores is None else float(scores[k])
+                    if not np.isfinite(probs).all() or (score is not None
+                                                        and not math.isfinite(score)):
                         out.append(row(p, frame, label=None, probabilities={},
                                        error="the model answered NaN or infinity; it is "
                                              "broken and must not be used"))
                         continue
+                    extra = {} if score is None else {"ood": score > self.ood_threshold,
+                                                      "ood_score": score}
                     out.append(row(p, frame, label=self.call(probs),
                                    probabilities={c: float(v) for c, v in
-                                                  zip(self.labels, probs, strict=True)}))
+                                                  zip(self.labels, probs, strict=True)},
+                                   **extra))
         order = {pixels.image_key(p, f): i for i, (p, f) in enumerate(entries)}
         return sorted(out, key=lambda r: order[pixels.image_key(r["path"], r.get("frame"))])
 
@@ -237,8 +264,11 @@ def _torchscript(path: Path):
     except Exception as exc:
         raise ModelLoadError(f"{path.name} cannot be loaded as TorchScript ({exc})") from exc
 
-    def run(batch: np.ndarray) -> np.ndarray:
+    def run(batch: np.ndarray):
         with torch.inference_mode():
-            return module(torch.from_numpy(batch)).numpy()
+            out = module(torch.from_numpy(batch))
+        if isinstance(out, tuple | list):
+            return out[0].numpy(), out[1].numpy()
+        return out.numpy(), None
 
     return run

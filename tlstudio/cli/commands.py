@@ -175,17 +175,24 @@ def _add_layers(sub) -> None:
     p = sub.add_parser("layers", help="print a backbone's layer tree: module paths, parameters "
                                       "and which train under a freeze choice")
     p.add_argument("--backbone", default=None)
-    p.add_argument("--freeze", default="last-1", help="head | last-N | full (default last-1)")
+    p.add_argument("--freeze", default=None, help="head | last-N | full (default last-1, or "
+                                                  "with --data the recommended stages)")
     paths = p.add_mutually_exclusive_group()
     paths.add_argument("--frozen", metavar="PATHS", help="comma-separated paths to freeze")
     paths.add_argument("--trainable", metavar="PATHS", help="comma-separated paths that train")
     p.add_argument("--depth", type=int, default=2, help="levels shown (default 2)")
+    p.add_argument("--data", help="also measure how far these images are from the backbone's "
+                                  "pretraining, stage by stage, and show the recommended "
+                                  "stages to adapt (folder, CSV or 'sample')")
+    p.add_argument("--window", default="file", help="with --data: DICOM / 16-bit window")
+    p.add_argument("--frames", default="middle", choices=["middle", "all"])
+    p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_layers)
 
 
 def cmd_layers(args) -> int:
-    from ..core.models.backbones import DEFAULT_BACKBONE, build_model
-    from ..core.models.layers import FreezePlan, known_paths, layer_tree, preset_plan
+    from ..core.models.backbones import DEFAULT_BACKBONE, build_model, get_spec
+    from ..core.models.layers import FreezePlan, adapt_plan, known_paths, layer_tree, preset_plan
 
     name = args.backbone or DEFAULT_BACKBONE
     model = build_model(name, 2, pretrained=False)
@@ -193,28 +200,59 @@ def cmd_layers(args) -> int:
     unknown = [p for p in chosen if p not in known_paths(model)]
     if unknown:
         raise UserError(f"{name} has no module {', '.join(map(repr, unknown))}")
+    shifts, adapt = _measured_shifts(args, get_spec(name).name) if args.data else ({}, None)
     if args.frozen:
         plan = FreezePlan(model, chosen)
     elif args.trainable:
         plan = FreezePlan(model, [""])
         for path in chosen:
             plan.unfreeze(path)
+    elif adapt is not None and args.freeze is None:
+        plan = adapt_plan(model, adapt)
     else:
-        plan = preset_plan(model, args.freeze)
+        plan = preset_plan(model, args.freeze or "last-1")
 
     def show(node, depth: int) -> None:
         if node.path:
+            shift = f"{shifts[node.path]:>7.2f}" if node.path in shifts else " " * 7
             print(f"{'  ' * (depth - 1)}{node.path:<{40 - 2 * (depth - 1)}} "
-                  f"{node.type_name:<22}{node.parameters:>12,}  {plan.state(node.path)}")
+                  f"{node.type_name:<22}{node.parameters:>12,}  {plan.state(node.path):<9}"
+                  f"{shift if shifts else ''}")
         if depth < args.depth:
             for child in node.children:
                 show(child, depth + 1)
 
-    print(f"{'module path':<40} {'type':<22}{'parameters':>12}  state")
+    print(f"{'module path':<40} {'type':<22}{'parameters':>12}  {'state':<9}"
+          + ("  shift" if shifts else ""))
     show(layer_tree(model), 0)
+    if adapt is not None:
+        print("shift: how far your images move each stage from its pretraining statistics "
+              "(0 = as on ImageNet)")
+        print("recommended to adapt: " + ", ".join(adapt)
+              + ("" if args.freeze is None and not chosen else "  (not what is shown above)"))
     print(plan.summary())
     print("frozen paths: " + ",".join(plan.frozen_paths(model)))
     return 0
+
+
+def _measured_shifts(args, name: str) -> tuple[dict[str, float], list[str]]:
+    """Per-stage shift of ``name`` on the images of ``--data`` and the stages to adapt."""
+    from ..core.data.dataset import scan
+    from ..core.engine.config import TrainConfig
+    from ..core.engine.device import pick_device
+    from ..core.evaluation.domain_shift import recommend_unfreeze
+    from ..core.models.backbones import get_spec
+    from ..core.studies.advisor import stage_shifts
+
+    pick_device(args.device)
+    TrainConfig(window=args.window, frames=args.frames).resolved()  # checked before the scan
+    prep = get_spec(name).preprocessing().with_window(args.window, args.frames)
+    index = scan(resolve_data(args.data), prep=prep)
+    shifts = stage_shifts(index, name, args.device, window=args.window, frames=args.frames)
+    if not shifts:
+        raise UserError(f"{name} has no BatchNorm statistics to compare with (a ViT or "
+                        "ConvNeXt): its stage shift cannot be measured")
+    return {s["stage"]: s["shift"] for s in shifts}, recommend_unfreeze(shifts)
 
 
 def _add_bench(sub) -> None:

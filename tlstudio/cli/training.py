@@ -67,15 +67,21 @@ def _add_train(sub) -> None:
                    help="folder with one sub-folder per class, a CSV path,label[,group], "
                         "or 'sample' for the built-in Br35H sample")
     p.add_argument("--backbone", default=None, help="backbone name (see `tlstudio backbones`)")
-    p.add_argument("--mode", choices=["linear-probe", "fine-tune"], default="linear-probe")
-    p.add_argument("--freeze", default="last-1",
-                   help="fine-tune: head | last-N (N stages + head) | full  (default last-1)")
+    p.add_argument("--mode", choices=["recommended", "linear-probe", "fine-tune"],
+                   default="recommended",
+                   help="recommended (default): a linear probe first, then fine-tuning the "
+                        "layers the stage-shift gauge picks, with smaller steps for earlier "
+                        "layers and epochs scaled to the data and device; linear-probe: the "
+                        "head alone on frozen features; fine-tune: the unfrozen layers")
+    p.add_argument("--freeze", default=None,
+                   help="head | last-N (N stages + head) | full: the layers that train "
+                        "(fine-tune default last-1; recommended: chosen for your images)")
     paths = p.add_mutually_exclusive_group()
     paths.add_argument("--frozen", metavar="PATHS",
-                       help="fine-tune: comma-separated module paths to freeze, everything else "
+                       help="comma-separated module paths to freeze, everything else "
                             "trains (what the studio's layer tree sets; see `tlstudio layers`)")
     paths.add_argument("--trainable", metavar="PATHS",
-                       help="fine-tune: comma-separated module paths that train; everything "
+                       help="comma-separated module paths that train; everything "
                             "else is frozen")
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int, default=32)
@@ -112,6 +118,15 @@ def _add_train(sub) -> None:
     p.add_argument("--random-init", action="store_true",
                    help="no pretrained weights (to see what pretraining is worth)")
     p.add_argument("--init-from", help="start from a previous run's weights (same classes)")
+    scratch = p.add_mutually_exclusive_group()
+    scratch.add_argument("--compare-scratch", dest="compare_scratch", action="store_true",
+                         default=None,
+                         help="also train the backbone from random weights with the same "
+                              "budget and report what pretraining gained (default: on in "
+                              "the recommended mode under 500 images on a CPU, 2,000 on a "
+                              "GPU)")
+    scratch.add_argument("--no-compare-scratch", dest="compare_scratch", action="store_false",
+                         help="skip that comparison")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--no-amp", action="store_true", help="full float32 on the GPU")
     p.add_argument("--out", help="new run folder")
@@ -168,7 +183,7 @@ def _config_from(args):
         patience=args.patience, val_fraction=args.val_fraction,
         test_fraction=args.test_fraction, threshold=args.threshold, seed=args.seed,
         device=args.device,
-        amp=not args.no_amp, init_from=args.init_from,
+        amp=not args.no_amp, init_from=args.init_from, compare_scratch=args.compare_scratch,
     )
 
 
@@ -272,6 +287,13 @@ def results_text(m: dict) -> list[str]:
     lines.append(f"validation (chose the epoch{', threshold' if t and t.get('threshold') else ''}"
                  f"): accuracy {m['val_accuracy']:.4f}  loss {m['val_loss']:.4f}  "
                  f"(best epoch {m['best_epoch']} of {m['epochs_run']}, {m['count']} images)")
+    if m.get("transfer"):
+        lines.append(f"PRETRAINING vs FROM SCRATCH ({m['transfer']['images']} "
+                     f"{m['transfer']['part']} images): {m['transfer']['verdict']}")
+    if m.get("ood"):
+        share = m["ood"].get("test_flagged", m["ood"]["validation_flagged"])
+        lines.append(f"out-of-distribution warning fitted (threshold {m['ood']['threshold']:.2f}"
+                     f"; flags {share:.1%} of the held-out images)")
     if not t:
         for name, row in m["per_class"].items():
             lines.append(f"  {name:>20}: precision {row['precision']:.3f}  "

@@ -11,7 +11,11 @@ from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelInde
 
 from ..core.models.layers import FreezePlan, LayerNode
 
-COLUMNS = ("Layer", "Type", "Parameters", "Trainable")
+COLUMNS = ("Layer", "Type", "Parameters", "Trainable", "Shift")
+SHIFT_TIP = ("How far your images move this stage from what it saw in pretraining (symmetric "
+             "KL divergence between its BatchNorm statistics on your images and on ImageNet; "
+             "0 = just like ImageNet). Large early-stage shifts mean low-level differences "
+             "(noise, contrast, modality); a large last-stage shift means new concepts.")
 _ROOT = QModelIndex()  # the invalid index Qt passes for "no parent"
 
 
@@ -35,6 +39,8 @@ class LayerTreeModel(QAbstractItemModel):
         self._root = _Item(tree, None, 0)
         self.plan = plan
         self.editable = True
+        self.shifts: dict[str, float] = {}  # stage path -> shift from pretraining
+        self.adapt: set[str] = set()  # the stages recommended to adapt
 
     # --- structure -------------------------------------------------------------------
     def _item(self, index: QModelIndex | QPersistentModelIndex) -> _Item:
@@ -69,6 +75,9 @@ class LayerTreeModel(QAbstractItemModel):
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
             return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.ToolTipRole \
+                and section == 4:
+            return SHIFT_TIP
         return None
 
     def flags(self, index):
@@ -91,12 +100,19 @@ class LayerTreeModel(QAbstractItemModel):
                 return node.type_name
             if column == 2:
                 return _fmt(node.parameters)
+            if column == 4:
+                if node.path not in self.shifts:
+                    return ""
+                mark = "  · adapt" if node.path in self.adapt else ""
+                return f"{self.shifts[node.path]:.2f}{mark}"
             return _fmt(self.plan.trainable(node.path)) if node.parameters else "-"
         if role == Qt.ItemDataRole.CheckStateRole and column == 0 and node.parameters:
             state = self.plan.state(node.path)
             return {"trainable": Qt.CheckState.Checked, "frozen": Qt.CheckState.Unchecked}.get(
                 state, Qt.CheckState.PartiallyChecked)
         if role == Qt.ItemDataRole.ToolTipRole:
+            if column == 4 and node.path in self.shifts:
+                return SHIFT_TIP + (" Recommended to adapt." if node.path in self.adapt else "")
             return f"{node.path or '(whole model)'}: {self.plan.state(node.path)}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column >= 2:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -119,6 +135,17 @@ class LayerTreeModel(QAbstractItemModel):
         self.plan = plan
         self._refresh(self._root)
         self.plan_changed.emit()
+
+    def set_shifts(self, shifts: dict[str, float], adapt: list[str]) -> None:
+        """Show each stage's shift from pretraining (empty: not measured)."""
+        self.beginResetModel()
+        self.shifts, self.adapt = dict(shifts), set(adapt)
+        self.endResetModel()
+
+    def show_plan(self, plan: FreezePlan) -> None:
+        """Show a plan without announcing an edit (the Recommended mode's layers)."""
+        self.plan = plan
+        self._refresh(self._root)
 
     def set_editable(self, editable: bool) -> None:
         self.beginResetModel()

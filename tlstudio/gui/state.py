@@ -58,7 +58,7 @@ class StudioState(QObject):
         except BackboneError:  # a backbone from another version of tlstudio
             self.spec = get_spec(DEFAULT_BACKBONE)
         self.weights_file: str | None = None
-        self.mode = "linear-probe"
+        self.mode = "recommended"
         self.frozen_paths: list[str] | None = None
         self.trainable_summary = ""
         self.run_dir: Path | None = None
@@ -134,7 +134,7 @@ class StudioState(QObject):
         """The TrainConfig for the choices so far plus the Train page's form values."""
         return TrainConfig(
             backbone=self.spec.name, weights=self.weights_file, mode=self.mode,
-            frozen_paths=self.frozen_paths if self.mode == "fine-tune" else None,
+            frozen_paths=self.frozen_paths if self.mode != "linear-probe" else None,
             val_fraction=self.val_fraction, test_fraction=self.test_fraction,
             seed=self.seed, window=self.window,
             frames=self.frames, **form,

@@ -10,7 +10,7 @@ from ...pixels.windows import WindowError, parse_window
 from ..data.preprocess import AUGMENTATIONS
 from ..models.backbones import DEFAULT_BACKBONE
 
-MODES = ("linear-probe", "fine-tune")
+MODES = ("recommended", "linear-probe", "fine-tune")
 SCHEDULES = ("cosine", "onecycle")
 
 # Per-mode defaults: a linear probe trains a tiny head on cached features (many cheap
@@ -18,6 +18,9 @@ SCHEDULES = ("cosine", "onecycle")
 MODE_DEFAULTS = {
     "linear-probe": {"epochs": 40, "lr": 3e-3, "patience": 15},
     "fine-tune": {"epochs": 8, "lr": 5e-4, "patience": 4},
+    # probe first, then fine-tune: epochs and steps of the fine-tune are scaled to the
+    # dataset and the device when the run starts (engine/recipe.py)
+    "recommended": {},
 }
 
 
@@ -26,8 +29,10 @@ class TrainConfig:
     backbone: str = DEFAULT_BACKBONE
     weights: str | None = None  # a local weights file instead of the backbone's own
     pretrained: bool = True  # False: random initialisation (to see what pretraining buys)
-    mode: str = "linear-probe"
-    freeze: str = "last-1"  # fine-tune preset: head | last-N | full
+    mode: str = "recommended"  # probe then fine-tune (recipe.py) | linear-probe | fine-tune
+    # fine-tune preset: head | last-N | full; None: last-1, or in the Recommended mode the
+    # stages the stage-shift gauge picks
+    freeze: str | None = None
     frozen_paths: list[str] | None = None  # explicit frozen module paths (the layer tree)
     trainable_paths: list[str] | None = None  # or: everything frozen except these paths
     epochs: int | None = None
@@ -49,6 +54,9 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     init_from: str | None = None  # a previous run whose weights this one starts from
+    # also train from random weights to measure what pretraining gains; None: on in the
+    # Recommended mode for small datasets (runs/transfer.py)
+    compare_scratch: bool | None = None
     workers: int = 4  # decoding threads
     use_cache: bool = True  # decoded images kept on disk (tlstudio's cache, keyed by file)
     cache_dir: str | None = None  # None: tlstudio's own cache folder
@@ -87,14 +95,17 @@ class TrainConfig:
         def bad(text: str) -> ValueError:
             return ValueError(text)
 
+        open_ = self.mode == "recommended"  # filled in when the run knows its data
         for name, option, value in (("epochs", "--epochs", self.epochs),
                                     ("batch size", "--batch-size", self.batch_size),
                                     ("patience", "--patience", self.patience),
                                     ("workers", "--workers", self.workers)):
+            if value is None and open_ and option != "--batch-size":
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad(f"{name} ({option}) must be a whole number of at least 1, "
                           f"not {value!r}")
-        if not _finite(self.lr) or not 0 < self.lr <= 10:
+        if not (self.lr is None and open_) and (not _finite(self.lr) or not 0 < self.lr <= 10):
             raise bad(f"learning rate (--lr) must be a finite number above 0 and at most 10, "
                       f"not {self.lr!r}")
         if not _finite(self.weight_decay) or not 0 <= self.weight_decay <= 10:

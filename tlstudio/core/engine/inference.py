@@ -40,7 +40,6 @@ def eval_inputs(images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
         yield start, x.contiguous(memory_format=torch.channels_last)
 
 
-@torch.inference_mode()
 def extract_features(
     model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
     batch_size: int, control: Control, emit: Callable[[Event], None], flip: bool = False,
@@ -49,12 +48,15 @@ def extract_features(
     """Frozen-backbone features of every image (evaluation crop, optionally mirrored); they
     stay on the training device."""
     model.eval()
+    # outside inference mode: weights re-laid out inside it could never train again (the
+    # Recommended mode fine-tunes after its probe)
     model.to(memory_format=torch.channels_last)
     chunks = []
-    for start, x in eval_inputs(images, prep, setup, batch_size, control, flip):
-        with autocast(setup):
-            chunks.append(forward_features(model, x).float())
-        emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
+    with torch.inference_mode():
+        for start, x in eval_inputs(images, prep, setup, batch_size, control, flip):
+            with autocast(setup):
+                chunks.append(forward_features(model, x).float())
+            emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
     return torch.cat(chunks)
 
 
@@ -70,3 +72,28 @@ def predict_squares(
         with autocast(setup):
             out.append(model(x).float().softmax(dim=1).cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def head_and_features(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, penultimate features) from one pass: timm's ``forward_head`` is the
+    classifier applied to its ``pre_logits`` output, so the logits equal ``model(x)``."""
+    features = forward_features(model, x)
+    return model.get_classifier()(features), features
+
+
+@torch.inference_mode()
+def predict_with_features(
+    model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
+    batch_size: int, control: Control | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities and penultimate features (float32) for prepared squares."""
+    model.eval()
+    probs, feats = [], []
+    for _, x in eval_inputs(images, prep, setup, batch_size, control):
+        with autocast(setup):
+            logits, features = head_and_features(model, x)
+        probs.append(logits.float().softmax(dim=1).cpu())
+        feats.append(features.float().cpu())
+    if not probs:
+        return np.zeros((0, 0), dtype=np.float32), np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(probs).numpy(), torch.cat(feats).numpy()

@@ -108,21 +108,26 @@ def class_weight_tensor(targets: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+def make_optimizer(params, config: TrainConfig,
+                   factors: dict[int, float] | None = None) -> torch.optim.Optimizer:
+    """AdamW, no weight decay on biases and norms; ``factors`` (by parameter id) scale the
+    learning rate per parameter (smaller steps for earlier layers)."""
+    groups: dict[tuple[bool, float], list] = {}
     for p in params:
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no decay on biases and norms
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.lr)
+        factor = factors.get(id(p), 1.0) if factors else 1.0
+        groups.setdefault((p.ndim > 1, factor), []).append(p)
+    order = sorted(groups, key=lambda key: (-key[1], not key[0]))  # decayed first, as saved
+    return torch.optim.AdamW(
+        [{"params": groups[key], "weight_decay": config.weight_decay if key[0] else 0.0,
+          "lr": config.lr * key[1]} for key in order], lr=config.lr)
 
 
 def make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
     total = max(1, config.epochs * steps_per_epoch)
     if config.schedule == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25
-        )
+            optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
+            pct_start=0.25)
     warmup = min(total - 1, int(config.warmup_epochs * steps_per_epoch))
 
     def factor(step: int) -> float:

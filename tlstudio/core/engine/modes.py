@@ -2,7 +2,8 @@
 
 * Linear probe: a fine-tune whose trainable part is the head, over features computed once
   (plus a mirrored view when augmenting).
-* Fine-tune: the parameters the FreezePlan left trainable (already applied to the model).
+* Fine-tune (and the Recommended mode after its probe, ``recipe.py``, with smaller steps for
+  earlier stages): the parameters the FreezePlan left trainable (already applied to the model).
   When the frozen part is a prefix of the network and its outputs fit the memory budget, it
   runs once per image and view; only the trainable rest runs each epoch. Otherwise every
   batch runs the whole network on freshly augmented images.
@@ -68,9 +69,10 @@ def _fine_tune_source(job: TrainingJob):
                                    config.seed), job.setup
 
 
-def build_session(job: TrainingJob, callbacks: list[Callback],
-                  evaluate_start: bool = False) -> TrainingSession:
-    """Everything the loop needs, ready to ``fit`` (or to ``load_state`` first)."""
+def build_session(job: TrainingJob, callbacks: list[Callback], evaluate_start: bool = False,
+                  lr_factors: dict[int, float] | None = None) -> TrainingSession:
+    """Everything the loop needs, ready to ``fit`` (or to ``load_state`` first);
+    ``lr_factors`` scale the learning rate per parameter (by id)."""
     model, config, setup = job.model, job.config, job.setup
     model.to(setup.device)
     if config.mode != "linear-probe" and not any(p.requires_grad for p in model.parameters()):
@@ -80,7 +82,7 @@ def build_session(job: TrainingJob, callbacks: list[Callback],
     trainable = [p for p in model.parameters() if p.requires_grad]
     weights = (class_weight_tensor(job.data.train_targets, job.data.num_classes).to(setup.device)
                if config.class_weights else None)
-    optimizer = make_optimizer(trainable, config)
+    optimizer = make_optimizer(trainable, config, lr_factors)
     scaler = (torch.amp.GradScaler("cuda") if loop_setup.amp_dtype == torch.float16 else None)
     return TrainingSession(
         model=model, net=net, batches=batches, val_targets=job.data.val_targets,

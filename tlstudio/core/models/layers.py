@@ -164,6 +164,22 @@ def stages(model: nn.Module) -> list[str]:
     return [n for n, m in children.items() if n != head and any(True for _ in m.parameters())]
 
 
+def after_stages(model: nn.Module) -> list[str]:
+    """Top-level modules with weights after the last stage (EfficientNet's conv_head and bn2,
+    a ViT's final norm, the head): they train whenever the last stage does."""
+    last = stages(model)[-1].split(".")[0]
+    names = [name for name, m in model.named_children() if any(True for _ in m.parameters())]
+    return names[names.index(last) + 1:] if last in names else [classifier_path(model)]
+
+
+def adapt_plan(model: nn.Module, chosen: list[str]) -> FreezePlan:
+    """Everything frozen except the ``chosen`` stages and what follows the last stage."""
+    plan = FreezePlan(model, [""])
+    for path in [*chosen, *after_stages(model)]:
+        plan.unfreeze(path)
+    return plan
+
+
 def preset_plan(model: nn.Module, preset: str) -> FreezePlan:
     """A FreezePlan from a preset name: ``head``, ``last-N`` (N stages + head) or ``full``."""
     plan = FreezePlan(model)

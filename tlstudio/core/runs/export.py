@@ -23,6 +23,7 @@ from torch import nn
 
 from ... import export_runtime, pixels
 from ...errors import UserError
+from ..engine.inference import head_and_features
 from .history import LoadedRun, load_run, require_finished
 from .predict import Predictor
 
@@ -40,17 +41,25 @@ class ExportRefused(ExportError):
 
 class WithPreprocessing(nn.Module):
     """image: RGB in [0, 1], NCHW -> calibrated probabilities; mean/std normalisation and the
-    run's temperature inside, so no deployment can forget either."""
+    run's temperature inside, so no deployment can forget either. With the run's
+    out-of-distribution detector, a second output: each image's ``ood_score`` (its threshold
+    is in decision.json)."""
 
-    def __init__(self, model: nn.Module, mean, std, temperature: float = 1.0):
+    def __init__(self, model: nn.Module, mean, std, temperature: float = 1.0,
+                 ood: nn.Module | None = None):
         super().__init__()
         self.model = model
+        self.ood = ood
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return (self.model((image - self.mean) / self.std) / self.temperature).softmax(dim=1)
+    def forward(self, image: torch.Tensor):
+        x = (image - self.mean) / self.std
+        if self.ood is None:
+            return (self.model(x) / self.temperature).softmax(dim=1)
+        logits, features = head_and_features(self.model, x)
+        return (logits / self.temperature).softmax(dim=1), self.ood(features)
 
 
 @dataclass
@@ -91,13 +100,20 @@ def decision_spec(run: LoadedRun) -> dict:
     how = ("the class with the highest probability" if decision.threshold is None else
            f"'{decision.positive}' when its probability is at least the threshold, "
            f"otherwise '{run.classes[0]}'")
-    return {**decision.as_dict(), "temperature_applied": "inside the model",
-            "call": how}
+    spec = {**decision.as_dict(), "temperature_applied": "inside the model", "call": how}
+    if run.ood is not None:
+        spec["ood_threshold"] = float(run.ood.threshold)
+        spec["ood"] = ("an image whose 'ood_score' output exceeds ood_threshold is unlike "
+                       "anything this model was trained on: do not trust its answer")
+    return spec
 
 
 def _write_model(run: LoadedRun, fmt: str, file: Path) -> None:
+    ood = run.ood
     wrapped = WithPreprocessing(run.model.float().eval(), run.preprocessing.mean,
-                                run.preprocessing.std, run.decision.temperature).eval()
+                                run.preprocessing.std, run.decision.temperature,
+                                ood.cpu() if ood is not None else None).eval()
+    outputs = ["probabilities"] + (["ood_score"] if ood is not None else [])
     h, w = run.preprocessing.input_size
     example = torch.rand(2, 3, h, w)
     with warnings.catch_warnings():
@@ -106,8 +122,8 @@ def _write_model(run: LoadedRun, fmt: str, file: Path) -> None:
             # The TorchScript-based exporter: no extra dependencies, exact for these CNNs.
             torch.onnx.export(
                 wrapped, (example,), str(file), dynamo=False, opset_version=17,
-                input_names=["image"], output_names=["probabilities"],
-                dynamic_axes={"image": {0: "batch"}, "probabilities": {0: "batch"}},
+                input_names=["image"], output_names=outputs,
+                dynamic_axes={"image": {0: "batch"}, **{o: {0: "batch"} for o in outputs}},
             )
         else:
             with torch.inference_mode():
@@ -130,10 +146,21 @@ def parity(run: LoadedRun, model_file: Path, paths: list[Path]) -> tuple[float, 
         if other.get("error"):  # the runtime could not read what the app read: a mismatch
             worst = 1.0
             continue
-        same += other["label"] == r.label
+        same += other["label"] == r.label and _same_warning(r, other, app)
         worst = max(worst, max(abs(other["probabilities"][c] - p)
                                for c, p in r.probabilities.items()))
     return same / len(ours), worst
+
+
+def _same_warning(ours, theirs: dict, app: Predictor) -> bool:
+    """The out-of-distribution warning agrees (scores a hair from the threshold aside)."""
+    if ours.ood is None:
+        return "ood" not in theirs
+    if "ood" not in theirs:
+        return False
+    threshold = float(app.ood.threshold)
+    near = abs(ours.ood_score - threshold) <= 1e-3 * max(1.0, threshold)
+    return near or theirs["ood"] == ours.ood
 
 
 def _check_destination(out: Path, run: LoadedRun) -> None:

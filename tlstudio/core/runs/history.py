@@ -19,6 +19,7 @@ from ..data.images import RULE
 from ..data.preprocess import Preprocessing
 from ..evaluation.held_out import Decision
 from ..paths import app_data_dir
+from .familiarity import load as load_detector
 from .lock import RunLock
 from .record import (
     CONFIG,
@@ -149,6 +150,11 @@ class LoadedRun:
     @property
     def metrics(self) -> dict:
         return read_metrics(self.dir)
+
+    @property
+    def ood(self):
+        """The out-of-distribution detector fitted with the run (None: an older run)."""
+        return load_detector(self.dir) if (self.dir / METRICS).is_file() else None
 
     @property
     def decision(self) -> Decision:

@@ -12,7 +12,7 @@ from ...pixels import image_entries, image_key, parse_image_key
 from ..data.images import ImageReadError, looks_like_image, read_image
 from ..data.preprocess import prepare
 from ..engine.device import DeviceSetup, pick_device
-from ..engine.inference import predict_squares
+from ..engine.inference import predict_with_features
 from ..evaluation.explain import Explanation, explain_images, overlay
 from .history import LoadedRun, load_run
 from .record import RunError
@@ -25,6 +25,8 @@ class Prediction:
     probabilities: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     frame: int | None = None  # one frame of a multi-frame DICOM (runs trained on all frames)
+    ood: bool | None = None  # unlike anything the model was trained on (None: no detector)
+    ood_score: float | None = None
 
     @property
     def key(self) -> str:
@@ -37,6 +39,8 @@ class Prediction:
         data = {"path": self.path, "label": self.label, "probabilities": self.probabilities}
         if self.frame is not None:
             data["frame"] = self.frame
+        if self.ood is not None:
+            data["ood"], data["ood_score"] = self.ood, self.ood_score
         if self.error:
             data["error"] = self.error
         return data
@@ -67,6 +71,9 @@ class Predictor:
         self.setup = setup or pick_device("auto")
         self.model = run.model.to(self.setup.device).eval()
         self.decision = run.decision  # the temperature and threshold validation chose
+        self.ood = run.ood  # the out-of-distribution detector fitted with the run
+        if self.ood is not None:
+            self.ood.to(self.setup.device)
 
     @classmethod
     def from_run(cls, run_dir: str | Path, device: str = "auto") -> Predictor:
@@ -79,8 +86,15 @@ class Predictor:
     def probabilities(self, squares: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for prepared uint8 squares ``(N, S, S, 3)``: the
         validation path, then the run's temperature."""
-        return self.decision.calibrate(predict_squares(
-            self.model, squares, self.run.preprocessing, self.setup, len(squares)))
+        return self.answer(squares)[0]
+
+    def answer(self, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Calibrated probabilities and out-of-distribution scores (None without a
+        detector) for prepared squares, from one pass."""
+        probs, features = predict_with_features(self.model, squares, self.run.preprocessing,
+                                                self.setup, len(squares))
+        scores = self.ood.scores(features) if self.ood is not None else None
+        return self.decision.calibrate(probs), scores
 
     def predict(self, paths: list[str | Path], batch_size: int = 32,
                 should_stop: Callable[[], None] | None = None) -> list[Prediction]:
@@ -101,14 +115,18 @@ class Predictor:
                 except ImageReadError as exc:
                     results.append(Prediction(str(file), None, error=str(exc), frame=frame))
             if ok:
-                probs = self.probabilities(np.stack(squares))
+                probs, scores = self.answer(np.stack(squares))
                 calls = self.decision.call(probs)
-                for (file, frame), p, call in zip(ok, probs, calls, strict=True):
-                    results.append(Prediction(
+                for k, ((file, frame), p, call) in enumerate(zip(ok, probs, calls,
+                                                                 strict=True)):
+                    result = Prediction(
                         str(file), self.classes[int(call)],
                         {c: float(v) for c, v in zip(self.classes, p, strict=True)},
-                        frame=frame,
-                    ))
+                        frame=frame)
+                    if scores is not None:
+                        result.ood_score = float(scores[k])
+                        result.ood = bool(self.ood.flags(scores[k:k + 1])[0])
+                    results.append(result)
         order = {image_key(f, k): i for i, (f, k) in enumerate(entries)}
         return sorted(results, key=lambda r: order.get(r.key, 0))
 

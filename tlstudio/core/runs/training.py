@@ -33,6 +33,7 @@ from ..engine.device import pick_device
 from ..engine.events import (
     Cancelled,
     Control,
+    EpochDone,
     Event,
     Failed,
     Finished,
@@ -40,21 +41,32 @@ from ..engine.events import (
     Notice,
     StageProgress,
 )
-from ..engine.inference import predict_squares
+from ..engine.inference import predict_with_features
 from ..engine.loop import FitResult, TrainingJob, model_weights
 from ..engine.modes import build_session
 from ..engine.prepare import image_cache, prepare_data
+from ..engine.recipe import affordable, fill, probe_first, stage_factors
+from ..evaluation.domain_shift import recommend_unfreeze, stage_shift
 from ..evaluation.held_out import Decision, held_out
 from ..evaluation.metrics import evaluate
 from ..evaluation.operating_point import ThresholdError, parse_rule
 from ..logs import report_bug
 from ..models.backbones import build_model, get_spec, init_head
-from ..models.layers import FreezePlan, apply_freeze_plan, known_paths, preset_plan
+from ..models.layers import (
+    FreezePlan,
+    after_stages,
+    apply_freeze_plan,
+    known_paths,
+    preset_plan,
+    stages,
+)
 from ..models.weights import read_state_dict
+from . import familiarity
 from .history import check_pixel_rule, load_run, read_config, summarize
 from .lock import RunBusy, RunLock
 from .record import CONFIG, SPLIT, WEIGHTS, RunRecord
 from .recorder import History, RunRecorder
+from .transfer import SCRATCH, auto_compare, scratch_config, transfer_block
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +255,7 @@ def _freeze_plan(model, config: TrainConfig) -> FreezePlan:
         return plan
     if config.frozen_paths is not None:
         return FreezePlan(model, config.frozen_paths)
-    return preset_plan(model, config.freeze)
+    return preset_plan(model, config.freeze or "last-1")
 
 
 def _scan(dataset, config: TrainConfig, prep, emit) -> DatasetIndex:
@@ -284,22 +296,29 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
         if config.init_from:
             _start_from_run(model, config.init_from, spec.name, index.classes)
     emit(StageProgress("loading backbone", 1, 1))
-    plan = _freeze_plan(model, config)
-    apply_freeze_plan(model, plan)
     setup = pick_device(config.device, config.amp)
     if setup.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick kernels
+    prepared = prepare_data(index, split, prep, config, control, emit)
+    if fresh and config.mode == "recommended":
+        config = _recommended(config, model, prepared, prep, setup, emit)
+    plan = _freeze_plan(model, config)
+    apply_freeze_plan(model, plan)
     emit(Notice(f"training on {setup.description}; {plan.summary()}"))
 
     record = RunRecord(out_dir)
     if fresh:
         _write_config(record, config, spec, index, split, prep, plan, model, setup)
-    prepared = prepare_data(index, split, prep, config, control, emit)
     recorder = RunRecorder(record)
     job = TrainingJob(model, prepared.data, prep, config, setup, control, emit)
+    lp_ft = config.mode == "recommended"
+    if lp_ft and state is None and not probe_first(job):
+        emit(Finished(str(out_dir), {}, cancelled=True))
+        return TrainResult(out_dir, {}, index, cancelled=True)
     session = build_session(
         job, [BestScore(), EarlyStopping(config.patience, emit), History(), recorder,
-              ProgressEvents(emit)], evaluate_start=bool(config.init_from))
+              ProgressEvents(emit)], evaluate_start=bool(config.init_from) or lp_ft,
+        lr_factors=stage_factors(model, stages(model)) if lp_ft else None)
     if state is not None:
         recorder.repair(*state)
         session.load_state(*state)
@@ -314,9 +333,19 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
     model.load_state_dict(load_file(str(out_dir / WEIGHTS)))
     session.control = Control()  # the results are written even after a stop
     _, _, probs = session.validate()
-    test_probs = (predict_squares(model, prepared.test_images, prep, setup, config.batch_size)
-                  if len(prepared.test_targets) else None)
+    test_probs, test_features = (
+        predict_with_features(model, prepared.test_images, prep, setup, config.batch_size)
+        if len(prepared.test_targets) else (None, None))
+    emit(StageProgress("fitting the out-of-distribution warning", 0, 1))
+    _, val_features = predict_with_features(model, prepared.data.val_images, prep, setup,
+                                            config.batch_size)
+    detector, ood_summary = familiarity.fit_for_run(
+        model, prepared, prep, setup, config.batch_size, config.seed, val_features,
+        test_features)
+    emit(StageProgress("fitting the out-of-distribution warning", 1, 1))
     result = _results(config, index, prepared, probs, test_probs, fit)
+    result["ood"] = ood_summary
+    familiarity.save(out_dir, detector)
     parts = [("val", prepared.data.val_targets, probs)]
     if test_probs is not None:
         parts.append(("test", prepared.test_targets, test_probs))
@@ -327,10 +356,83 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
         np.concatenate([t for _, t, _ in parts]), calibrated, index.classes,
         decision.call(calibrated))
     record.write_json("metrics.json", result)
+    if not fit.cancelled and auto_compare(config, len(index.items), setup.device.type):
+        transfer = _compare_with_scratch(config, index, split, out_dir, emit, control)
+        if transfer is not None:
+            result["transfer"] = transfer
+            record.write_json("metrics.json", result)
     emit(Finished(str(out_dir), result, stopped_early=fit.stopped_early,
                   cancelled=fit.cancelled))
     return TrainResult(out_dir, result, index, cancelled=fit.cancelled,
                        stopped_early=fit.stopped_early, epochs_run=fit.epochs_run)
+
+
+def _compare_with_scratch(config, index, split, out_dir, emit, control) -> dict | None:
+    """Train the from-scratch baseline into ``out_dir/scratch`` (or finish or reuse one
+    there) and compare; a failure or a stop only costs the comparison, never the run."""
+    scratch_dir = out_dir / SCRATCH
+    scratch = scratch_config(config, config.epochs if config.mode != "linear-probe" else 0)
+    emit(Notice(f"training {config.backbone} from random weights for comparison "
+                f"({scratch.epochs} epochs, every layer): does pretraining help here?"))
+
+    def relay(event) -> None:  # the baseline's epochs are a stage of this run, not its own
+        if isinstance(event, EpochDone):
+            emit(StageProgress("training from scratch for comparison", event.epoch,
+                               event.epochs))
+        elif isinstance(event, StageProgress):
+            emit(StageProgress(f"from scratch: {event.stage}", event.done, event.total))
+
+    try:
+        if (scratch_dir / "metrics.json").is_file():
+            pass
+        elif (scratch_dir / CONFIG).is_file():
+            resume(scratch_dir, [relay], control)
+        else:
+            train(scratch, index, scratch_dir, [relay], control, split=split)
+        if not (scratch_dir / "metrics.json").is_file() or _cancelled(scratch_dir):
+            emit(Notice("the comparison with training from scratch was stopped; the run's "
+                        "own results are complete"))
+            return None
+        groups = {item.key: item.group for item in index.items if item.group is not None}
+        block = transfer_block(out_dir, scratch_dir, groups or None, config.seed)
+    except Exception as exc:  # noqa: BLE001 - the run itself succeeded
+        emit(Notice(f"the comparison with training from scratch failed: {_user_message(exc)}"))
+        return None
+    emit(Notice(block["verdict"]))
+    return block
+
+
+def _cancelled(run_dir: Path) -> bool:
+    return bool(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+                .get("cancelled"))
+
+
+SHIFT_IMAGES = 128  # training images the stage-shift gauge looks at to choose layers
+
+
+def _recommended(config, model, prepared, prep, setup, emit) -> TrainConfig:
+    """Fill in a Recommended run: fine-tuning epochs and steps for this many images on this
+    device, and (unless the user chose layers) the stages the stage-shift gauge says to
+    adapt, with what follows the last of them (conv head, classifier)."""
+    trainable = None
+    if config.frozen_paths is None and config.trainable_paths is None and config.freeze is None:
+        images = prepared.data.train_images
+        pick = np.random.default_rng(config.seed).permutation(len(images))[:SHIFT_IMAGES]
+        emit(StageProgress("choosing layers", 0, 1))
+        shifts = stage_shift(model, images[np.sort(pick)], prep, setup, config.batch_size)
+        emit(StageProgress("choosing layers", 1, 1))
+        wanted = recommend_unfreeze(shifts) or stages(model)[-1:]
+        chosen = affordable(wanted, stages(model), setup.device.type)
+        trainable = chosen + after_stages(model)
+        emit(Notice("recommended: a linear probe first, then fine-tuning "
+                    + ", ".join(chosen) + " with smaller steps for earlier layers"))
+        skipped = [s for s in wanted if s not in chosen]
+        if skipped:
+            emit(Notice(f"your images also shift {', '.join(skipped)} from its pretraining; "
+                        "adapting such early layers is left to a GPU (on this CPU it would "
+                        "run the whole network every batch). To adapt them anyway, choose "
+                        "them in Fine-tune (--mode fine-tune --trainable ...)"))
+    return fill(config, len(prepared.data.train_targets), setup.device.type, trainable)
 
 
 def _results(config, index, prepared, probs, test_probs, fit) -> dict:

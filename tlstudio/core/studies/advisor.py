@@ -160,7 +160,7 @@ def advise(index: DatasetIndex, backbones: list[str] | None = None, device: str 
 
 def stage_shifts(index: DatasetIndex, name: str, device: str = "auto",
                  control: Control | None = None, limit: int = 200, window: str = "file",
-                 frames: str = "middle") -> list[dict]:
+                 frames: str = "middle", weights: str | None = None) -> list[dict]:
     """How far each stage of ``name`` sees these images from its pretraining statistics
     (up to ``limit`` images, spread over the dataset; decoded images come from the cache)."""
     spec = get_spec(name)
@@ -172,7 +172,7 @@ def stage_shifts(index: DatasetIndex, name: str, device: str = "auto",
                                       cache=ImageCache())
     keep = [k for k in range(len(items)) if k not in failures]
     setup = pick_device(device)
-    model = build_model(spec, len(index.classes)).to(setup.device)
+    model = build_model(spec, len(index.classes), weights=weights).to(setup.device)
     return stage_shift(model, squares[keep], prep, setup)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.data.images import ImageReadError
+from ...core.evaluation.ood import QUANTILE
 from ...core.runs.predict import Predictor
 from ..widgets import DropZone, thumbnail, title
 from ..workers import LatestTask
@@ -161,13 +162,21 @@ class PredictPage(Page):
             font = called.font()
             font.setBold(True)
             called.setFont(font)
+            if result.ood:
+                called.setText(f"⚠ {result.label}?")
+                called.setBackground(QColor("#f6d5b3"))
+                called.setToolTip(unfamiliar_text(result, self.predictor))
             self.table.setItem(r, 1, called)
             for c, (label, p) in enumerate(result.top(3), 2):
                 self.table.setItem(r, c, QTableWidgetItem(f"{label}  {p:.1%}"))
         errors = sum(1 for r in results if r.error)
-        self.status_label.setText(f"{len(results)} image(s) predicted"
-                                  + (f", {errors} unreadable" if errors else "") + ". "
-                                  + decision_text(self.predictor))
+        strange = sum(1 for r in results if r.ood)
+        self.status_label.setText(
+            f"{len(results)} image(s) predicted"
+            + (f", {errors} unreadable" if errors else "")
+            + (f", <b>{strange} unlike anything this model was trained on (⚠): do not trust "
+               "their answers</b>" if strange else "") + ". "
+            + decision_text(self.predictor))
         if results:
             self.table.selectRow(start)
 
@@ -187,8 +196,10 @@ class PredictPage(Page):
         if result.error:
             self.preview_text.setText(result.error)
         else:
+            warning = (f"<b>⚠ {unfamiliar_text(result, self.predictor)}</b><br>"
+                       if result.ood else "")
             self.preview_text.setText(
-                f"called <b>{result.label}</b><br>" + "<br>".join(
+                warning + f"called <b>{result.label}</b><br>" + "<br>".join(
                     f"{label}: {p:.1%}" for label, p in result.top(len(result.probabilities))))
 
     def _show_heatmap(self, result) -> None:
@@ -220,3 +231,11 @@ def decision_text(predictor) -> str:
     else:
         text = "each image gets the class with the highest probability"
     return text + f"; probabilities are calibrated (temperature {d.temperature:.2f})."
+
+
+def unfamiliar_text(result, predictor) -> str:
+    """Why an answer carries the out-of-distribution warning, in words."""
+    threshold = float(predictor.ood.threshold) if predictor and predictor.ood else float("nan")
+    return (f"This image is unlike anything this model was trained on (distance "
+            f"{result.ood_score:.2f}; {QUANTILE:.0%} of the validation images are below "
+            f"{threshold:.2f}). Its answer is not to be trusted.")

@@ -37,6 +37,11 @@ def _eta(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
+AUTO = "auto"
+MODE_NAMES = {"recommended": "Recommended (probe, then fine-tune)",
+              "linear-probe": "Linear probe", "fine-tune": "Fine-tune"}
+
+
 class TrainPage(Page):
     title = "Train"
     training_finished = Signal(dict)
@@ -61,13 +66,17 @@ class TrainPage(Page):
         self.mode_label.setWordWrap(True)
         self.mode_label.setMaximumWidth(420)
         form.addRow("Mode:", self.mode_label)
+        # 0 shows "auto": the mode's default, or in the Recommended mode a value chosen from
+        # the number of images and the device when the run starts (config.json records it)
         self.epochs = QSpinBox()
-        self.epochs.setRange(1, 500)
+        self.epochs.setRange(0, 500)
+        self.epochs.setSpecialValueText(AUTO)
         form.addRow("Epochs:", self.epochs)
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
-        self.lr.setRange(1e-5, 1.0)
+        self.lr.setRange(0.0, 1.0)
         self.lr.setSingleStep(1e-4)
+        self.lr.setSpecialValueText(AUTO)
         form.addRow("Learning rate:", self.lr)
         self.batch = QSpinBox()
         self.batch.setRange(1, 512)
@@ -80,7 +89,8 @@ class TrainPage(Page):
         self.class_weights = QCheckBox("balance classes in the loss")
         form.addRow("Class weights:", self.class_weights)
         self.patience = QSpinBox()
-        self.patience.setRange(1, 100)
+        self.patience.setRange(0, 100)
+        self.patience.setSpecialValueText(AUTO)
         form.addRow("Stop after no gain for:", self.patience)
         self.threshold_rule = QComboBox()
         for text, rule in (("balanced", "youden"), ("sensitivity ≥", "sensitivity"),
@@ -229,15 +239,15 @@ class TrainPage(Page):
     def on_enter(self) -> None:
         mode = self.state.mode
         self.mode_label.setText(
-            ("Linear probe" if mode == "linear-probe" else "Fine-tune")
-            + f" · {self.state.spec.display_name}\n{self.state.trainable_summary}")
+            MODE_NAMES[mode] + f" · {self.state.spec.display_name}\n"
+            f"{self.state.trainable_summary}")
         if mode != self._mode_filled:  # defaults that work for the chosen mode
             defaults = MODE_DEFAULTS[mode]
             self._filling = True
             try:
-                self.epochs.setValue(defaults["epochs"])
-                self.lr.setValue(defaults["lr"])
-                self.patience.setValue(defaults["patience"])
+                self.epochs.setValue(defaults.get("epochs", 0))
+                self.lr.setValue(defaults.get("lr", 0.0))
+                self.patience.setValue(defaults.get("patience", 0))
             finally:
                 self._filling = False
             self._mode_filled = mode
@@ -273,10 +283,11 @@ class TrainPage(Page):
             if value is not None and found >= 0:
                 combo.setCurrentIndex(found)
     def form_values(self) -> dict:
-        return dict(epochs=self.epochs.value(), lr=self.lr.value(), batch_size=self.batch.value(),
+        return dict(epochs=self.epochs.value() or None, lr=self.lr.value() or None,
+                    batch_size=self.batch.value(),
                     augmentation=self.augmentation.currentText(),
                     class_weights=self.class_weights.isChecked(),
-                    patience=self.patience.value(), threshold=self.threshold())
+                    patience=self.patience.value() or None, threshold=self.threshold())
 
     def threshold(self) -> str:
         """The threshold rule as the CLI writes it: youden | sensitivity=S | specificity=S."""
