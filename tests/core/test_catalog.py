@@ -15,8 +15,9 @@ from tlstudio.core.runs.training import train
 def two_runs(shapes_folder, tmp_path):
     root = tmp_path / "runs"
     a, b = root / "20261130-090000-a", root / "20261130-100000-b"
-    train(TrainConfig(epochs=2, batch_size=16, workers=2), shapes_folder, a)
-    train(TrainConfig(epochs=2, batch_size=16, workers=2, lr=1e-4), shapes_folder, b)
+    train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2), shapes_folder, a)
+    train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2,
+                      lr=1e-4), shapes_folder, b)
     return root, a, b
 
 

@@ -22,8 +22,8 @@ from tlstudio.core.runs.training import TrainingError, resume, train
 
 
 def _quick(tmp_path, **kw) -> TrainConfig:
-    base = dict(backbone="efficientnet_lite0", batch_size=8, seed=0, workers=2,
-                cache_dir=str(tmp_path / "cache"))
+    base = dict(backbone="efficientnet_lite0", mode="linear-probe", batch_size=8, seed=0,
+                workers=2, cache_dir=str(tmp_path / "cache"))
     base.update(kw)
     return TrainConfig(**base)
 

@@ -44,7 +44,7 @@ def test_probe_first_then_fine_tune_from_it(shapes_folder, tmp_path):
     seen: list = []
     out = tmp_path / "run"
     result = train(TrainConfig(backbone="efficientnet_lite0", batch_size=16, workers=2,
-                               epochs=3), shapes_folder, out, [seen.append])
+                               epochs=3, compare_scratch=False), shapes_folder, out, [seen.append])
 
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["mode"] == "recommended"
@@ -67,7 +67,7 @@ def test_probe_first_then_fine_tune_from_it(shapes_folder, tmp_path):
 def test_layers_the_user_chose_are_kept(shapes_folder, tmp_path):
     out = tmp_path / "run"
     train(TrainConfig(backbone="efficientnet_lite0", batch_size=16, workers=2, epochs=1,
-                      freeze="last-2"), shapes_folder, out)
+                      freeze="last-2", compare_scratch=False), shapes_folder, out)
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["trainable_paths"] is None
     assert not any(p.startswith("blocks.5") for p in config["frozen_paths"])
@@ -86,7 +86,8 @@ def test_stopped_while_probing_then_resumed(shapes_folder, tmp_path):
 
     out = tmp_path / "run"
     first = train(TrainConfig(backbone="efficientnet_lite0", batch_size=16, workers=2,
-                              epochs=2), shapes_folder, out, [stop_in_probe], control)
+                              epochs=2, compare_scratch=False), shapes_folder, out,
+                  [stop_in_probe], control)
     assert first.cancelled and not (out / "metrics.json").exists()
     seen: list = []
     done = resume(out, [seen.append])

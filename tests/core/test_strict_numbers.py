@@ -56,6 +56,7 @@ def test_divergence_stops_training_and_keeps_only_finite_checkpoints(
 def test_divergence_in_the_first_epoch_leaves_no_model(shapes_folder, tmp_path, monkeypatch):
     _diverge_in_epoch(1, monkeypatch)
     with pytest.raises(NonFiniteError):
-        train(TrainConfig(backbone="efficientnet_lite0", epochs=3, batch_size=8, workers=2),
+        train(TrainConfig(backbone="efficientnet_lite0", mode="linear-probe", epochs=3,
+                          batch_size=8, workers=2),
               shapes_folder, tmp_path / "run")
     assert not (tmp_path / "run" / "best.safetensors").exists()

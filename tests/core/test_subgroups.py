@@ -26,7 +26,8 @@ def two_site_run(tmp_path):
     csv = tmp_path / "shapes" / "data.csv"
     csv.write_text("\n".join(lines) + "\n")
     run = tmp_path / "run"
-    train(TrainConfig(epochs=10, batch_size=32, workers=2, test_fraction=0.3,
+    train(TrainConfig(mode="linear-probe", epochs=10, batch_size=32, workers=2,
+                      test_fraction=0.3,
                       val_fraction=0.2), csv, run)
     return run
 

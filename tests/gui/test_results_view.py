@@ -18,7 +18,8 @@ from tlstudio.core.runs.training import train
 def shapes_run(shapes, tmp_path):
     run = tmp_path / "run"
     # two epochs of a linear probe: good, not perfect, so several cells hold images
-    train(TrainConfig(epochs=2, batch_size=16, workers=2, val_fraction=0.25,
+    train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2,
+                      val_fraction=0.25,
                       test_fraction=0.25), shapes, run)
     return run
 
@@ -142,3 +143,26 @@ def test_cross_validation_from_the_train_step(window, qtbot, shapes):
     assert f"Cross-validation over 3 folds</b> (every image tested once): accuracy " \
            f"{cv['accuracy_mean'] * 100:.1f} %" in results.summary_label.text()
     assert "held-out test images" in results.summary_label.text()  # final on the split
+
+
+def test_the_map_places_every_image_and_opens_the_one_clicked(window, qtbot, shapes_run):
+    results = _show(window, qtbot, shapes_run)
+    view = results.map_view
+    results.curves.setCurrentWidget(view)
+    view.draw_button.click()
+    qtbot.waitUntil(lambda: view.result is not None, timeout=120_000)
+    split = json.loads((shapes_run / "split.json").read_text())
+    total = sum(len(v) for v in split.values())
+    points = view.result["points"]
+    assert len(points) == total and {p["part"] for p in points} == {"train", "val", "test"}
+    wrong = {p["path"] for p in points if not p["correct"] and p["part"] == "test"}
+    assert wrong == {r.path for r in read_predictions(shapes_run, "test") if not r.correct}
+    scatters = [i for i in view.plot.listDataItems() if hasattr(i, "points")]
+    assert sum(len(s.points()) for s in scatters) == total
+    assert f"{total} images" in view.status.text()
+
+    spot = scatters[0].points()[0]
+    view._clicked(scatters[0], [spot])
+    qtbot.waitUntil(lambda: results.dialog is not None and results.dialog.isVisible(),
+                    timeout=10_000)
+    assert results.dialog.caption.text().startswith(f"true: {spot.data()['label']}")

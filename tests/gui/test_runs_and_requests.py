@@ -22,7 +22,8 @@ from .test_training_thread import _ready_to_train
 
 
 def _quick(**kw) -> TrainConfig:
-    return TrainConfig(**{**dict(backbone="efficientnet_lite0", batch_size=8, workers=2), **kw})
+    return TrainConfig(**{**dict(backbone="efficientnet_lite0", mode="linear-probe", batch_size=8,
+                               workers=2), **kw})
 
 
 def test_a_slow_earlier_scan_never_overwrites_a_later_one(qtbot, window, tmp_path,

@@ -15,9 +15,9 @@ def test_runs_from_an_earlier_session_are_listed_reopened_compared_and_deleted(
     # "an earlier session": runs written into tlstudio's runs folder before this window
     first, second = runs_root() / "20261130-090000-efficientnet_lite0", \
         runs_root() / "20261130-100000-mobilenet_v2"
-    train(TrainConfig(epochs=2, batch_size=16, workers=2), shapes, first)
-    train(TrainConfig(backbone="mobilenet_v2", epochs=2, batch_size=16, workers=2), shapes,
-          second)
+    train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2), shapes, first)
+    train(TrainConfig(backbone="mobilenet_v2", mode="linear-probe", epochs=2, batch_size=16,
+                      workers=2), shapes, second)
     window.close()
     again = MainWindow()
     qtbot.addWidget(again)
@@ -53,7 +53,7 @@ def test_runs_from_an_earlier_session_are_listed_reopened_compared_and_deleted(
 
 def test_deleting_the_studios_own_run_takes_it_off_every_step(qtbot, window, shapes):
     run = runs_root() / "20261130-090000-efficientnet_lite0"
-    train(TrainConfig(epochs=1, batch_size=16, workers=2), shapes, run)
+    train(TrainConfig(mode="linear-probe", epochs=1, batch_size=16, workers=2), shapes, run)
     window.state.set_run(run)
     results = window.results_page
     window.stack.setCurrentWidget(results)

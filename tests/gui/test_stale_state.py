@@ -118,7 +118,8 @@ def test_a_failed_run_leaves_no_previous_results_on_show(qtbot, window, tmp_path
                                                          monkeypatch):
     folder = make_shapes_folder(tmp_path / "a", per_class=12)
     previous = tmp_path / "previous"
-    train(TrainConfig(backbone="efficientnet_lite0", epochs=2, batch_size=8), folder, previous)
+    train(TrainConfig(backbone="efficientnet_lite0", mode="linear-probe", epochs=2,
+                      batch_size=8), folder, previous)
     window.data_page.load(folder)
     qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
     qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)

@@ -21,7 +21,7 @@ from .commands import (
     _add_scan,
 )
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED
-from .runs import _add_compare, _add_report, _add_runs
+from .runs import _add_compare, _add_map, _add_report, _add_runs
 from .training import ProgressPrinter, _add_train
 
 __all__ = ["ProgressPrinter", "build_parser", "main"]
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_compare(sub)
     _add_report(sub)
     _add_advise(sub)
+    _add_map(sub)
     return parser
 
 

@@ -1,4 +1,5 @@
-"""``tlstudio runs|compare|report``: every kept run, side by side, and one report file."""
+"""``tlstudio runs|compare|report|map``: every kept run, side by side, one report file, and
+a map of one run's images as its model sees them."""
 
 from __future__ import annotations
 
@@ -88,4 +89,58 @@ def cmd_report(args) -> int:
                             "never writes into your data")
     path = write_report(args.run, args.out, images=not args.no_images)
     print(f"report: {path}")
+    return 0
+
+
+def _add_map(sub) -> None:
+    p = sub.add_parser("map", help="a 2-D map of a run's images as its model sees them "
+                                   "(t-SNE or PCA of its features), with its mistakes and "
+                                   "near-duplicate images (leakage when split apart)")
+    p.add_argument("--run", required=True, help="a finished run folder")
+    p.add_argument("--method", choices=["tsne", "pca"], default="tsne")
+    p.add_argument("--out", help="write the points as CSV (path,label,part,predicted,"
+                                 "correct,x,y) to this new file")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_map)
+
+
+def cmd_map(args) -> int:
+    import csv
+    import sys
+
+    from ..core.runs.history import require_finished
+    from ..core.studies.embedding_map import embedding_map
+
+    require_finished(args.run)
+    out = Path(args.out).expanduser() if args.out else None
+    if out is not None and out.exists():
+        raise UserError(f"--out: '{out}' exists; name a new file")
+    if out is not None and not out.parent.is_dir():
+        raise UserError(f"--out: the folder '{out.parent}' does not exist")
+    result = embedding_map(args.run, args.method, args.device)
+    if out is not None:
+        tmp = out.with_name(f".{out.name}.tmp")
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "label", "part", "predicted", "correct", "x", "y"])
+            for p in result["points"]:
+                writer.writerow([p["path"], p["label"], p["part"], p["predicted"],
+                                 int(p["correct"]), f"{p['x']:.4f}", f"{p['y']:.4f}"])
+        tmp.replace(out)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    points = result["points"]
+    wrong = [p for p in points if not p["correct"]]
+    print(f"{len(points)} images mapped ({result['method']}); {len(wrong)} the model gets "
+          "wrong" + (f"; {result['left_out']} could not be read" if result["left_out"] else ""))
+    for p in wrong:
+        print(f"  wrong: {p['path']} ({p['part']}): {p['label']}, called {p['predicted']}")
+    for d in result["duplicates"]:
+        where = "LEAK across " + " and ".join(d["parts"]) if d["leak"] else "both " + \
+            d["parts"][0]
+        print(f"  near-duplicates ({d['similarity']:.4f}, {where}): {d['a']}  {d['b']}")
+    if out is not None:
+        print(f"points written to {out}", file=sys.stderr)
     return 0

@@ -101,8 +101,11 @@ def model_card(run, fmt: str | None, result) -> str:
         f"{row['support']} |" for name, row in m["per_class"].items())
     frozen = ", ".join(cfg["frozen_paths"]) or "none (everything trained)"
     mode = train["mode"]
-    how = ("linear probe: backbone frozen, features computed once, new head trained"
-           if mode == "linear-probe" else "fine-tune of the unfrozen layers")
+    how = {"linear-probe": "linear probe: backbone frozen, features computed once, new head "
+                           "trained",
+           "recommended": "recommended: a linear probe first, then fine-tuning of the "
+                          "unfrozen layers from it, smaller steps for earlier layers (LP-FT)",
+           }.get(mode, "fine-tune of the unfrozen layers")
     today = dt.date.today().isoformat()
     origin = (f"Exported by tlstudio {__version__} on {today} as {fmt.upper()} "
               f"(`{result.model_file.name}`)." if result is not None else
@@ -140,7 +143,7 @@ def model_card(run, fmt: str | None, result) -> str:
   {train['label_smoothing']}; augmentation `{train['augmentation']}`; class weights
   {'on' if train['class_weights'] else 'off'}; device {cfg['device']}.
 
-{test_section(m)}
+{test_section(m)}{_transfer_section(m)}
 ## Validation ({m['count']} images; chose the epoch, temperature and threshold)
 - Accuracy {m['val_accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f},
   loss {m['val_loss']:.4f}, macro F1 {m['macro_f1']:.4f}{
@@ -167,5 +170,25 @@ checking the results. It is not a medical device and not validated for diagnosis
 - The backbone learned from {backbone['pretrained_on']}; biases of that pretraining data
   (what kinds of images, people and places it over- or under-represents) carry over.
 - It always answers with one of its {len(run.classes)} classes, even for images of
-  something else entirely.
+  something else entirely. {_ood_line(m)}
 """
+
+
+def _transfer_section(m: dict) -> str:
+    t = m.get("transfer")
+    if not t:
+        return ""
+    return (f"\n## Does pretraining help?\nThe same backbone trained from random weights on "
+            f"the same split: {t['scratch_accuracy']:.1%} against {t['pretrained_accuracy']:.1%}"
+            f" on {t['images']} {t['part']} images. {t['verdict']}\n")
+
+
+def _ood_line(m: dict) -> str:
+    ood = m.get("ood")
+    if not ood:
+        return "No out-of-distribution warning was fitted for this run."
+    share = ood.get("test_flagged", ood["validation_flagged"])
+    return (f"An out-of-distribution warning flags images unlike its training images "
+            f"({ood['method']}; threshold {ood['threshold']:.2f}, exported as the "
+            f"`ood_score` output with `ood_threshold` in decision.json); it flagged "
+            f"{share:.1%} of the held-out images. It is a screen, not a guarantee.")

@@ -140,6 +140,17 @@ def _cv(m: dict) -> str:
             f"<table><tr><th>fold</th><th>images</th><th>accuracy</th></tr>{rows}</table>")
 
 
+def _transfer(m: dict) -> str:
+    t = m.get("transfer")
+    if not t:
+        return ""
+    css = "warn" if t["gain_ci"][1] < 0 else ""
+    return (f"<h2>Does pretraining help?</h2><p class='{css}'>{_e(t['verdict'])} Trained from "
+            f"random weights on the same split: {t['scratch_accuracy'] * 100:.1f} % against "
+            f"{t['pretrained_accuracy'] * 100:.1f} % on the same {t['images']} {t['part']} "
+            "images.</p>")
+
+
 def _subgroups(subgroups: dict) -> str:
     if not subgroups:
         return ""
@@ -296,6 +307,7 @@ Split (seed {train["seed"]}, stratified{", groups never split" if data.get("grou
 <h2>Training</h2>
 {_training_curves(run_dir)}
 {_cv(m)}
+{_transfer(m)}
 <h2>Results ({"held-out test" if part == "test" else "validation"})</h2>
 {results}
 <h2>Examples with heatmaps</h2>

@@ -299,15 +299,18 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
     setup = pick_device(config.device, config.amp)
     if setup.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick kernels
+    record = RunRecord(out_dir)
+    if fresh:  # first, so a run stopped while decoding is one resume accepts
+        _write_config(record, config, spec, index, split, prep, _freeze_plan(model, config),
+                      model, setup)
     prepared = prepare_data(index, split, prep, config, control, emit)
-    if fresh and config.mode == "recommended":
+    choose = config.mode == "recommended" and state is None  # not chosen yet, or again
+    if choose:
         config = _recommended(config, model, prepared, prep, setup, emit)
     plan = _freeze_plan(model, config)
     apply_freeze_plan(model, plan)
     emit(Notice(f"training on {setup.description}; {plan.summary()}"))
-
-    record = RunRecord(out_dir)
-    if fresh:
+    if choose:  # what was chosen, recorded before any epoch
         _write_config(record, config, spec, index, split, prep, plan, model, setup)
     recorder = RunRecorder(record)
     job = TrainingJob(model, prepared.data, prep, config, setup, control, emit)

@@ -30,6 +30,7 @@ from ...core.runs.history import read_config, read_metrics, read_predictions
 from ...core.runs.report import write_report
 from ...errors import UserError
 from ...pixels import parse_image_key
+from ..embedding_view import EmbeddingMapView
 from ..image_view import ImageDialog
 from ..result_plots import ConfusionMatrixPlot, ResultCurves
 from ..widgets import thumbnail, title
@@ -88,6 +89,9 @@ class ResultsPage(Page):
         row.addWidget(self.table, 4)  # wide enough for a value and its interval
         self.curves = ResultCurves()
         self.curves.setMinimumWidth(200)
+        self.map_view = EmbeddingMapView()
+        self.map_view.point_clicked.connect(self.open_image)
+        self.curves.addTab(self.map_view, "Map")
         row.addWidget(self.curves, 3)
         layout.addLayout(row, 1)
         gallery_head = QHBoxLayout()
@@ -144,6 +148,7 @@ class ResultsPage(Page):
         self.rows, self.gallery_rows, self.cell, self.classes = [], [], None, []
         self.matrix_plot.reset()
         self.curves.reset()
+        self.map_view.set_run(None)
         self.table.clear()
         self.table.setRowCount(0)
         self.table.setColumnCount(0)
@@ -172,6 +177,7 @@ class ResultsPage(Page):
         self.shown_run = run_dir
         self.export_button.setEnabled(True)
         self.report_button.setEnabled(True)
+        self.map_view.set_run(run_dir)
         self.show_run(run_dir)
 
     def show_run(self, run_dir) -> None:
@@ -255,6 +261,15 @@ class ResultsPage(Page):
                             f"{cv['accuracy_std'] * 100:.1f} (mean ± SD; folds: "
                             + ", ".join(f"{f['accuracy'] * 100:.0f} %" for f in cv["folds"])
                             + "). The model below is the final one.")
+        if m.get("transfer"):
+            t = m["transfer"]
+            verdict = t["verdict"] if t["gain_ci"][1] >= 0 else f"<b>{t['verdict']}</b>"
+            lines.append(f"Pretraining vs from scratch ({t['scratch_accuracy']:.1%} on the "
+                         f"same images): {verdict}")
+        if m.get("ood"):
+            share = m["ood"].get("test_flagged", m["ood"]["validation_flagged"])
+            lines.append(f"Out-of-distribution warning fitted: Predict marks images unlike the "
+                         f"training images (it flagged {share:.1%} of these held-out ones).")
         if part == "validation" and not m.get("test") and not m.get("cv"):
             lines.append("<b>No test part was held out</b>: set a held-out test share on the "
                          "Data step for numbers you can report.")
@@ -347,9 +362,10 @@ class ResultsPage(Page):
             return
         if self.dialog is not None:
             self.dialog.close()
+        sure = "" if row.confidence != row.confidence else f" ({row.confidence:.1%})"
         self.dialog = ImageDialog(self.shown_run, row.path, self.classes, self.window,
-                                  caption=f"true: {row.label} · called: {row.predicted} "
-                                          f"({row.confidence:.1%})", parent=self)
+                                  caption=f"true: {row.label} · called: {row.predicted}"
+                                          + sure, parent=self)
         self.dialog.show()
 
     # --- report and export --------------------------------------------------------------
