@@ -52,12 +52,11 @@ def main() -> int:
     shot("2-backbone")
     window.go(2)
     wait_until(app, lambda: window.layers_page.tree_model is not None)
-    window.layers_page.apply_preset("last-1")
+    wait_until(app, lambda: window.layers_page.adapt is not None)  # the Shift column
     tree, model = window.layers_page.tree, window.layers_page.tree_model
     tree.expand(model.index_of("blocks"))
     shot("3-layers")
-    window.layers_page.probe_radio.setChecked(True)
-    window.go(3)
+    window.go(3)  # Recommended (the default), with its comparison from scratch
     window.train_page.epochs.setValue(3)  # short: a few mistakes to show in Results
     window.train_page.start()
     wait_until(app, lambda: window.train_page.finished_metrics is not None, 600)
@@ -70,6 +69,11 @@ def main() -> int:
     wait_until(app, lambda: "Export" in results.export_label.text()
                and "…" not in results.export_label.text(), 300)
     shot("5-results")
+    results.curves.setCurrentWidget(results.map_view)
+    results.map_view.draw()
+    wait_until(app, lambda: results.map_view.result is not None, 300)
+    shot("5-results-map")
+    results.curves.setCurrentIndex(0)
     results.show_cell((1, 0))  # the missed tumours
     wait_until(app, lambda: results.gallery_title.text().startswith("True"))
     rows = results.gallery_rows or results.rows
@@ -85,8 +89,13 @@ def main() -> int:
     runs_shot(app, window)
     window.go(5)
     sample = window.state.index.items
-    window.predict_page.predict_paths([sample[0].path, sample[-1].path, sample[5].path])
-    wait_until(app, lambda: window.predict_page.table.rowCount() == 3)
+    from tlstudio.core.data.synthetic import make_shapes_folder
+
+    other = make_shapes_folder(Path(os.environ["TLSTUDIO_HOME"]) / "not-mri", per_class=1)
+    window.predict_page.predict_paths([sample[0].path, sample[-1].path, sample[5].path,
+                                       next((other / "disc").iterdir())])
+    wait_until(app, lambda: window.predict_page.table.rowCount() == 4)
+    window.predict_page.table.selectRow(3)  # the one unlike anything it was trained on
     shot("6-predict")
     dicom_shot(app, window, shot)
     window.close()

@@ -73,8 +73,9 @@ def test_export_reloads_independently_and_agrees(br35h_probe_run, tmp_path, fmt)
         np.testing.assert_allclose(single, exported[:1], atol=1e-5)
     else:
         module = torch.jit.load(str(out / "model.pt"))
-        with torch.inference_mode():
-            exported = module(torch.from_numpy(batch)).numpy()
+        with torch.inference_mode():  # (probabilities, out-of-distribution score)
+            exported, scores = (t.numpy() for t in module(torch.from_numpy(batch)))
+        assert scores.shape == (92,) and np.isfinite(scores).all()
     assert exported.shape == (92, 2)
     np.testing.assert_allclose(exported.sum(1), 1.0, atol=1e-5)
     # the temperature is inside the model, the threshold in decision.json: an outside user
@@ -129,8 +130,9 @@ def test_cli_export_then_predict_with_the_exported_model(br35h_probe_run, tmp_pa
     by_run = tlstudio("predict", "--run", br35h_probe_run, image, "--json")
     assert by_model.returncode == 0 == by_run.returncode, by_model.stderr
     a, b = json.loads(by_model.stdout)[0], json.loads(by_run.stdout)[0]
-    assert set(a) == set(b) == {"path", "label", "probabilities"}
-    assert a["label"] == b["label"]
+    assert set(a) == set(b) == {"path", "label", "probabilities", "ood", "ood_score"}
+    assert a["label"] == b["label"] and a["ood"] is b["ood"] is False  # an image it knows
+    assert a["ood_score"] == pytest.approx(b["ood_score"], rel=1e-3)
     assert a["probabilities"]["yes"] == pytest.approx(b["probabilities"]["yes"], abs=1e-4)
     again = tlstudio("export", "--run", br35h_probe_run, "--format", "onnx", "--out", out)
     assert again.returncode == 2 and "not empty" in again.stderr

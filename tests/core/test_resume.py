@@ -23,7 +23,13 @@ CASES = {
                   "--batch-size", "4", "--augmentation", "photo"],
     "linear-probe": ["--mode", "linear-probe", "--epochs", "300", "--batch-size", "1",
                      "--patience", "300"],
+    # the probe first (not resumed: it reruns if killed), then the fine-tune from it, whose
+    # epoch 0 is the probe
+    "recommended": ["--mode", "recommended", "--epochs", "4", "--batch-size", "4",
+                    "--patience", "4", "--no-compare-scratch"],
 }
+EPOCH_ROWS = {"fine-tune": list(range(1, 5)), "linear-probe": list(range(1, 301)),
+              "recommended": list(range(0, 5))}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +87,7 @@ def test_killed_or_interrupted_run_resumes_to_the_same_result(
     proc.send_signal(getattr(signal, how))
     _, err = proc.communicate(timeout=300)
     done = _epochs(run)
-    total = 4 if mode == "fine-tune" else 300
+    total = len(EPOCH_ROWS[mode])
     assert 2 <= len(done) < total, "the signal came too late to test anything"
     if how == "SIGKILL":
         assert proc.returncode == -signal.SIGKILL
@@ -97,7 +103,7 @@ def test_killed_or_interrupted_run_resumes_to_the_same_result(
     resumed = tlstudio("train", "--resume", run)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming run after epoch" in resumed.stderr
-    assert _epochs(run) == list(range(1, total + 1))  # each epoch once
+    assert _epochs(run) == EPOCH_ROWS[mode]  # each epoch once
     for name in ("metrics.json", "predictions.csv", "best.safetensors", "config.json",
                  "split.json"):
         assert (run / name).is_file(), name

@@ -6,8 +6,8 @@ features instead: each training image's feature vector, scaled to unit length, p
 mean, and one shared covariance (shrunk towards a diagonal, Ledoit-Wolf, since a few hundred
 images cannot estimate a 1,280-dimensional covariance). An image's score is its smallest
 Mahalanobis distance to a class mean (Lee et al. 2018). The threshold is set on the
-validation images, which the detector never fitted: the score that only ``1 - QUANTILE`` of
-them exceed, so about one in-domain image in a hundred is flagged.
+validation images, which the detector never fitted: the validation score that only about
+``1 - QUANTILE`` of them exceed, so about one in-domain image in a hundred is flagged.
 
 The detector is a torch module: it runs inside the exported model too (its second output,
 ``ood_score``), so the app, ``predict`` and the exported runtime flag the same images.
@@ -75,7 +75,10 @@ def fit_detector(train_features: np.ndarray, train_targets: np.ndarray,
     precision = LedoitWolf(assume_centered=True).fit(centred).precision_
     detector = OodDetector(torch.from_numpy(means), torch.from_numpy(precision), 0.0)
     val_scores = detector.scores(val_features)
-    threshold = float(np.quantile(val_scores, quantile)) if len(val_scores) else float("inf")
+    # an observed score at or above the quantile: on a small validation part it is the
+    # largest, so no validation image is flagged by construction of its own threshold
+    threshold = (float(np.quantile(val_scores, quantile, method="higher")) if len(val_scores)
+                 else float("inf"))
     detector.threshold.fill_(threshold)
     return detector
 

@@ -94,10 +94,12 @@ def _cross_validate(config, dataset, out_dir, folds, final, emit, inner, control
              else _scan(dataset, config, preprocessing_for(config), emit))
     splits = make_folds(index, folds, config.val_fraction, config.seed)
     rows = []
+    # the folds measure the model; a from-scratch baseline per fold is the final run's job
+    fold_config = replace(config, compare_scratch=False)
     for k, split in enumerate(splits, 1):
         emit(Notice(f"fold {k} of {folds}: {len(split.train)} training, {len(split.val)} "
                     f"validation, {len(split.test)} test images"))
-        result = train(config, index, out_dir / "folds" / f"fold-{k}", [inner], control,
+        result = train(fold_config, index, out_dir / "folds" / f"fold-{k}", [inner], control,
                        split=split)
         if result.cancelled:
             emit(Finished(str(out_dir), {}, cancelled=True))

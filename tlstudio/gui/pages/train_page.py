@@ -88,6 +88,15 @@ class TrainPage(Page):
         form.addRow("Augmentation:", self.augmentation)
         self.class_weights = QCheckBox("balance classes in the loss")
         form.addRow("Class weights:", self.class_weights)
+        self.scratch = QComboBox()
+        for text, value in (("auto (Recommended, small data)", None), ("yes", True),
+                            ("no", False)):
+            self.scratch.addItem(text, value)
+        self.scratch.setToolTip(
+            "Also train the same backbone from random weights, with the same images and "
+            "epochs, to measure what pretraining gains (or warn when it does not help). Auto: "
+            "in the Recommended mode under 500 images on a CPU, 2,000 on a GPU.")
+        form.addRow("Compare from scratch:", self.scratch)
         self.patience = QSpinBox()
         self.patience.setRange(0, 100)
         self.patience.setSpecialValueText(AUTO)
@@ -220,6 +229,7 @@ class TrainPage(Page):
         self.augmentation.currentTextChanged.connect(self._settings_edited)
         self.class_weights.toggled.connect(self._settings_edited)
         self.threshold_rule.currentIndexChanged.connect(self._settings_edited)
+        self.scratch.currentIndexChanged.connect(self._settings_edited)
         self.threshold_target.valueChanged.connect(self._settings_edited)
         self.folds.valueChanged.connect(self._settings_edited)
         self.folds_final.currentIndexChanged.connect(self._settings_edited)
@@ -287,7 +297,8 @@ class TrainPage(Page):
                     batch_size=self.batch.value(),
                     augmentation=self.augmentation.currentText(),
                     class_weights=self.class_weights.isChecked(),
-                    patience=self.patience.value() or None, threshold=self.threshold())
+                    patience=self.patience.value() or None, threshold=self.threshold(),
+                    compare_scratch=self.scratch.currentData())
 
     def threshold(self) -> str:
         """The threshold rule as the CLI writes it: youden | sensitivity=S | specificity=S."""
@@ -375,7 +386,7 @@ class TrainPage(Page):
         self.pause_button.setText("Pause")
         for w in (self.epochs, self.lr, self.batch, self.augmentation, self.class_weights,
                   self.patience, self.start_from, self.unfinished, self.resume_button,
-                  self.threshold_rule, self.folds, self.folds_final):
+                  self.threshold_rule, self.folds, self.folds_final, self.scratch):
             w.setEnabled(not running)
         self.folds_final.setEnabled(not running and self.folds.value() > 0)
         if not running:
