@@ -27,12 +27,14 @@ def _other_dataset(root):
 
 
 def _on_the_train_step(qtbot, window, folder, epochs: int):
-    """What a user does: load a folder, take the defaults (linear probe), open Train."""
+    """What a user does: load a folder, choose the linear probe (the fastest mode: these
+    tests are about the studio, not the mode), open Train."""
     window.data_page.load(folder)
     qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
     qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)
     window.go(2)
     qtbot.waitUntil(lambda: window.layers_page.tree_model is not None, timeout=60_000)
+    window.layers_page.probe_radio.setChecked(True)
     window.go(3)
     page = window.train_page
     page.epochs.setValue(epochs)

@@ -103,8 +103,10 @@ class LayerTreeModel(QAbstractItemModel):
             if column == 4:
                 if node.path not in self.shifts:
                     return ""
+                value = self.shifts[node.path]
+                bar = "▮" * max(1, min(12, round(value * 6)))  # a glance, not a scale
                 mark = "  · adapt" if node.path in self.adapt else ""
-                return f"{self.shifts[node.path]:.2f}{mark}"
+                return f"{value:5.2f} {bar}{mark}"
             return _fmt(self.plan.trainable(node.path)) if node.parameters else "-"
         if role == Qt.ItemDataRole.CheckStateRole and column == 0 and node.parameters:
             state = self.plan.state(node.path)
@@ -114,7 +116,7 @@ class LayerTreeModel(QAbstractItemModel):
             if column == 4 and node.path in self.shifts:
                 return SHIFT_TIP + (" Recommended to adapt." if node.path in self.adapt else "")
             return f"{node.path or '(whole model)'}: {self.plan.state(node.path)}"
-        if role == Qt.ItemDataRole.TextAlignmentRole and column >= 2:
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 3):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
