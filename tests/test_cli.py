@@ -37,7 +37,7 @@ def test_train_then_predict_from_the_shell(tmp_path):
     assert predicted.returncode == 0, predicted.stderr
     rows = json.loads(predicted.stdout)
     assert len(rows) == 21
-    assert set(rows[0]) == {"path", "label", "probabilities"}
+    assert set(rows[0]) == {"path", "label", "probabilities", "ood", "ood_score"}
     assert set(rows[0]["probabilities"]) == {"disc", "square"}
     assert sum(r["label"] == "disc" for r in rows[:20]) >= 16
     assert rows[-1]["path"].endswith("square_003.png")
