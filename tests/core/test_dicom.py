@@ -240,7 +240,8 @@ def test_a_dicom_folder_trains_predicts_exports_and_keeps_patients_out(tmp_path)
     data = dicom_folder(tmp_path / "dicom")
     run, export = tmp_path / "run", tmp_path / "export"
     assert main(["train", "--data", str(data), "--out", str(run), "--backbone",
-                 "efficientnet_lite0", "--epochs", "15", "--batch-size", "8",
+                 "efficientnet_lite0", "--mode", "linear-probe", "--epochs", "15",
+                 "--batch-size", "8",
                  "--val-fraction", "0.3", "--test-fraction", "0", "--window", "auto"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["val_accuracy"] >= 0.7  # 9 validation images from few patients

@@ -81,6 +81,9 @@ def uninterrupted(shapes, tmp_path_factory) -> dict[str, dict]:
 @pytest.mark.parametrize("mode", list(CASES))
 def test_killed_or_interrupted_run_resumes_to_the_same_result(
         shapes, tmp_path, uninterrupted, mode, how):
+    if mode == "recommended" and how == "SIGINT":
+        pytest.skip("Ctrl-C is handled the same way in every mode (tested with the others); "
+                    "one kill keeps CI short")
     run = tmp_path / "run"
     proc = _start(shapes, run, mode)
     _wait_for_epoch(proc, run, 2)
