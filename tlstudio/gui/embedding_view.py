@@ -40,8 +40,9 @@ class EmbeddingMapView(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         top.addWidget(self.draw_button)
-        top.addWidget(self.status, 1)
+        top.addStretch(1)
         layout.addLayout(top)
+        layout.addWidget(self.status)  # under the button: the plot keeps the tab's width
         self.plot = pg.PlotWidget()
         self.plot.setBackground("w")
         self.plot.hideAxis("left")
