@@ -200,7 +200,16 @@ def cmd_layers(args) -> int:
     unknown = [p for p in chosen if p not in known_paths(model)]
     if unknown:
         raise UserError(f"{name} has no module {', '.join(map(repr, unknown))}")
-    shifts, adapt = _measured_shifts(args, get_spec(name).name) if args.data else ({}, None)
+    shifts, wanted, adapt = {}, None, None
+    if args.data:  # the rule the Recommended mode and the Layers step use, on this device
+        from ..core.engine.device import pick_device
+        from ..core.evaluation.domain_shift import stages_to_adapt
+        from ..core.models.layers import stages
+
+        measured = _measured_shifts(args, get_spec(name).name)
+        shifts = {s["stage"]: s["shift"] for s in measured}
+        wanted, adapt = stages_to_adapt(measured, stages(model),
+                                        pick_device(args.device).device.type)
     if args.frozen:
         plan = FreezePlan(model, chosen)
     elif args.trainable:
@@ -230,17 +239,20 @@ def cmd_layers(args) -> int:
               "(0 = as on ImageNet)")
         print("recommended to adapt: " + ", ".join(adapt)
               + ("" if args.freeze is None and not chosen else "  (not what is shown above)"))
+        if adapt != wanted:
+            print("your images also shift " + ", ".join(s for s in wanted if s not in adapt)
+                  + "; adapting such early stages is left to a GPU (on this CPU it would run "
+                  "the whole network every batch)")
     print(plan.summary())
     print("frozen paths: " + ",".join(plan.frozen_paths(model)))
     return 0
 
 
-def _measured_shifts(args, name: str) -> tuple[dict[str, float], list[str]]:
-    """Per-stage shift of ``name`` on the images of ``--data`` and the stages to adapt."""
+def _measured_shifts(args, name: str) -> list[dict]:
+    """Per-stage shift of ``name`` on the images of ``--data``."""
     from ..core.data.dataset import scan
     from ..core.engine.config import TrainConfig
     from ..core.engine.device import pick_device
-    from ..core.evaluation.domain_shift import recommend_unfreeze
     from ..core.models.backbones import get_spec
     from ..core.studies.advisor import stage_shifts
 
@@ -252,7 +264,7 @@ def _measured_shifts(args, name: str) -> tuple[dict[str, float], list[str]]:
     if not shifts:
         raise UserError(f"{name} has no BatchNorm statistics to compare with (a ViT or "
                         "ConvNeXt): its stage shift cannot be measured")
-    return {s["stage"]: s["shift"] for s in shifts}, recommend_unfreeze(shifts)
+    return shifts
 
 
 def _add_bench(sub) -> None:

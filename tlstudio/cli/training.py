@@ -291,7 +291,9 @@ def results_text(m: dict) -> list[str]:
         lines.append(f"PRETRAINING vs FROM SCRATCH ({m['transfer']['images']} "
                      f"{m['transfer']['part']} images): {m['transfer']['verdict']}")
     if m.get("ood"):
-        share = m["ood"].get("test_flagged", m["ood"]["validation_flagged"])
+        from ..core.runs.familiarity import held_out_flagged
+
+        share = held_out_flagged(m["ood"])
         lines.append(f"out-of-distribution warning fitted (threshold {m['ood']['threshold']:.2f}"
                      f"; flags {share:.1%} of the held-out images)")
     if not t:

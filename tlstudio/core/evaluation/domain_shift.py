@@ -20,6 +20,7 @@ from torch import nn
 from ..data.preprocess import Preprocessing
 from ..engine.device import DeviceSetup
 from ..engine.inference import eval_inputs
+from ..engine.recipe import affordable
 from ..models.layers import stages
 
 EPS = 1e-5
@@ -102,3 +103,11 @@ def recommend_unfreeze(shifts: list[dict]) -> list[str]:
     chosen = {s["stage"] for s in shifts if s["shift"] > bar}
     chosen.add(shifts[-1]["stage"])
     return [s["stage"] for s in shifts if s["stage"] in chosen]
+
+
+def stages_to_adapt(shifts: list[dict], stage_paths: list[str], device_type: str
+                    ) -> tuple[list[str], list[str]]:
+    """(the stages the gauge asks for, those this device can afford to adapt): the last
+    stage when nothing was measured (no BatchNorm)."""
+    wanted = recommend_unfreeze(shifts) or stage_paths[-1:]
+    return wanted, affordable(wanted, stage_paths, device_type)

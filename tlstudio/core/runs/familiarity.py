@@ -44,6 +44,12 @@ def fit_for_run(model, prepared, prep, setup, batch_size: int, seed: int,
     return detector, summary
 
 
+def held_out_flagged(summary: dict) -> float:
+    """The share of held-out images metrics.json's ``ood`` block says were flagged (the test
+    part, else validation)."""
+    return summary.get("test_flagged", summary["validation_flagged"])
+
+
 def save(run_dir: Path, detector: OodDetector) -> None:
     save_tensors_atomic(Path(run_dir) / OOD, detector.tensors())
 

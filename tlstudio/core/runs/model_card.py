@@ -7,6 +7,7 @@ import datetime as dt
 
 from ... import __version__
 from ..evaluation.uncertainty import format_ci
+from .familiarity import held_out_flagged
 
 
 def _matrix(metrics: dict) -> str:
@@ -187,7 +188,7 @@ def _ood_line(m: dict) -> str:
     ood = m.get("ood")
     if not ood:
         return "No out-of-distribution warning was fitted for this run."
-    share = ood.get("test_flagged", ood["validation_flagged"])
+    share = held_out_flagged(ood)
     return (f"An out-of-distribution warning flags images unlike its training images "
             f"({ood['method']}; threshold {ood['threshold']:.2f}, exported as the "
             f"`ood_score` output with `ood_threshold` in decision.json); it flagged "

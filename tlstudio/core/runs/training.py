@@ -45,8 +45,8 @@ from ..engine.inference import predict_with_features
 from ..engine.loop import FitResult, TrainingJob, model_weights
 from ..engine.modes import build_session
 from ..engine.prepare import image_cache, prepare_data
-from ..engine.recipe import affordable, fill, probe_first, stage_factors
-from ..evaluation.domain_shift import recommend_unfreeze, stage_shift
+from ..engine.recipe import fill, probe_first, stage_factors
+from ..evaluation.domain_shift import stage_shift, stages_to_adapt
 from ..evaluation.held_out import Decision, held_out
 from ..evaluation.metrics import evaluate
 from ..evaluation.operating_point import ThresholdError, parse_rule
@@ -64,7 +64,7 @@ from ..models.weights import read_state_dict
 from . import familiarity
 from .history import check_pixel_rule, load_run, read_config, summarize
 from .lock import RunBusy, RunLock
-from .record import CONFIG, SPLIT, WEIGHTS, RunRecord
+from .record import CONFIG, METRICS, SPLIT, WEIGHTS, RunRecord
 from .recorder import History, RunRecorder
 from .transfer import SCRATCH, auto_compare, scratch_config, transfer_block
 
@@ -386,13 +386,13 @@ def _compare_with_scratch(config, index, split, out_dir, emit, control) -> dict 
             emit(StageProgress(f"from scratch: {event.stage}", event.done, event.total))
 
     try:
-        if (scratch_dir / "metrics.json").is_file():
-            pass
+        if (scratch_dir / METRICS).is_file():
+            pass  # done before this process was killed: reused
         elif (scratch_dir / CONFIG).is_file():
             resume(scratch_dir, [relay], control)
         else:
             train(scratch, index, scratch_dir, [relay], control, split=split)
-        if not (scratch_dir / "metrics.json").is_file() or _cancelled(scratch_dir):
+        if not (scratch_dir / METRICS).is_file() or _cancelled(scratch_dir):
             emit(Notice("the comparison with training from scratch was stopped; the run's "
                         "own results are complete"))
             return None
@@ -406,7 +406,7 @@ def _compare_with_scratch(config, index, split, out_dir, emit, control) -> dict 
 
 
 def _cancelled(run_dir: Path) -> bool:
-    return bool(json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    return bool(json.loads((run_dir / METRICS).read_text(encoding="utf-8"))
                 .get("cancelled"))
 
 
@@ -424,8 +424,7 @@ def _recommended(config, model, prepared, prep, setup, emit) -> TrainConfig:
         emit(StageProgress("choosing layers", 0, 1))
         shifts = stage_shift(model, images[np.sort(pick)], prep, setup, config.batch_size)
         emit(StageProgress("choosing layers", 1, 1))
-        wanted = recommend_unfreeze(shifts) or stages(model)[-1:]
-        chosen = affordable(wanted, stages(model), setup.device.type)
+        wanted, chosen = stages_to_adapt(shifts, stages(model), setup.device.type)
         trainable = chosen + after_stages(model)
         emit(Notice("recommended: a linear probe first, then fine-tuning "
                     + ", ".join(chosen) + " with smaller steps for earlier layers"))

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.engine.device import pick_device
-from ...core.engine.recipe import affordable
+from ...core.evaluation.domain_shift import stages_to_adapt
 from ...core.models.backbones import build_model
 from ...core.models.layers import adapt_plan, layer_tree, preset_plan, stages
 from ..layer_model import LayerTreeModel
@@ -174,7 +174,6 @@ class LayersPage(Page):
     def _measure(self) -> None:
         """Measure each stage's shift on the user's images in the background (once per
         dataset, backbone and window)."""
-        from ...core.evaluation.domain_shift import recommend_unfreeze
         from ...core.studies.advisor import stage_shifts
 
         key = self._measure_key()
@@ -190,9 +189,8 @@ class LayersPage(Page):
                                  "pretraining, stage by stage …")
 
         def work(token):
-            shifts = stage_shifts(index, name, control=SimpleNamespace(checkpoint=token.check),
-                                  window=window, frames=frames, weights=weights)
-            return shifts, recommend_unfreeze(shifts)
+            return stage_shifts(index, name, control=SimpleNamespace(checkpoint=token.check),
+                                window=window, frames=frames, weights=weights)
 
         def failed(message: str) -> None:
             self.shift_label.setText(f"Shift from pretraining not measured: {message}")
@@ -200,16 +198,15 @@ class LayersPage(Page):
 
         self._measure_task.start(work, on_done=self._show_shifts, on_error=failed)
 
-    def _show_shifts(self, result) -> None:
-        shifts, adapt = result
+    def _show_shifts(self, shifts: list[dict]) -> None:
+        adapt, self.adapt = stages_to_adapt(shifts, stages(self.net),
+                                            pick_device("auto").device.type)
         if not shifts:
             self.shift_label.setText(
                 f"{self.state.spec.display_name} has no BatchNorm statistics to compare with: "
                 "Recommended adapts its last stage.")
-            self.adapt = [stages(self.net)[-1]]
         else:
             self.shifts = {s["stage"]: s["shift"] for s in shifts}
-            self.adapt = affordable(adapt, stages(self.net), pick_device("auto").device.type)
             largest = max(shifts, key=lambda s: s["shift"])
             left = [s for s in adapt if s not in self.adapt]
             self.shift_label.setText(

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from ...core.data.images import ImageReadError
 from ...core.evaluation.uncertainty import format_ci
 from ...core.runs.export import export_run
+from ...core.runs.familiarity import held_out_flagged
 from ...core.runs.history import read_config, read_metrics, read_predictions
 from ...core.runs.report import write_report
 from ...errors import UserError
@@ -267,7 +268,7 @@ class ResultsPage(Page):
             lines.append(f"Pretraining vs from scratch ({t['scratch_accuracy']:.1%} on the "
                          f"same images): {verdict}")
         if m.get("ood"):
-            share = m["ood"].get("test_flagged", m["ood"]["validation_flagged"])
+            share = held_out_flagged(m["ood"])
             lines.append(f"Out-of-distribution warning fitted: Predict marks images unlike the "
                          f"training images (it flagged {share:.1%} of these held-out ones).")
         if part == "validation" and not m.get("test") and not m.get("cv"):
