@@ -35,9 +35,9 @@ from .training import (
     TrainingError,
     TrainResult,
     _scan,
-    _user_message,
     preprocessing_for,
     train,
+    user_message,
 )
 
 FINALS = ("all", "split", "none")
@@ -85,7 +85,7 @@ def cross_validate(config: TrainConfig, dataset, out_dir: str | Path, folds: int
         emit(Finished(str(out_dir), {}, cancelled=True))
         return TrainResult(out_dir, {}, None, cancelled=True)
     except Exception as exc:  # a fold's Failed was held back: the whole job failed
-        emit(Failed(_user_message(exc)))
+        emit(Failed(user_message(exc)))
         raise
 
 

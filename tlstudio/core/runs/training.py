@@ -2,9 +2,11 @@
 
 Folder or CSV in, run folder out: scan (decoding each image once, into the cache), split
 (or take the split given), build the backbone, write config.json and split.json, decode,
-fit with the one loop, evaluate the best checkpoint on the path that chose it, write the
-results. The folder is locked while a process trains into it; a run stopped or killed at any
-point can be continued with :func:`resume` from its own files.
+fit with the one loop (a Recommended run first makes its choices, ``recommended``, and
+probes), evaluate the best checkpoint on the path that chose it and write the results
+(``results``), then, where asked, compare with training from scratch (``transfer``). The
+folder is locked while a process trains into it; a run stopped or killed at any point can be
+continued with :func:`resume` from its own files.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from ..engine.device import pick_device
 from ..engine.events import (
     Cancelled,
     Control,
-    EpochDone,
     Event,
     Failed,
     Finished,
@@ -41,32 +42,28 @@ from ..engine.events import (
     Notice,
     StageProgress,
 )
-from ..engine.inference import predict_with_features
 from ..engine.loop import FitResult, TrainingJob, model_weights
 from ..engine.modes import build_session
 from ..engine.prepare import image_cache, prepare_data
-from ..engine.recipe import fill, probe_first, stage_factors
-from ..evaluation.domain_shift import stage_shift, stages_to_adapt
-from ..evaluation.held_out import Decision, held_out
-from ..evaluation.metrics import evaluate
+from ..engine.recipe import probe_first, stage_factors
 from ..evaluation.operating_point import ThresholdError, parse_rule
 from ..logs import report_bug
 from ..models.backbones import build_model, get_spec, init_head
 from ..models.layers import (
     FreezePlan,
-    after_stages,
     apply_freeze_plan,
     known_paths,
     preset_plan,
     stages,
 )
 from ..models.weights import read_state_dict
-from . import familiarity
+from . import recommended
 from .history import check_pixel_rule, load_run, read_config, summarize
 from .lock import RunBusy, RunLock
-from .record import CONFIG, METRICS, SPLIT, WEIGHTS, RunRecord
+from .record import CONFIG, SPLIT, WEIGHTS, RunRecord
 from .recorder import History, RunRecorder
-from .transfer import SCRATCH, auto_compare, scratch_config, transfer_block
+from .results import write_results
+from .transfer import auto_compare, compare_with_scratch
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +103,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _user_message(exc: BaseException) -> str:
+def user_message(exc: BaseException) -> str:
     if isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower():
         return ("the GPU ran out of memory: lower the batch size, freeze more layers or pick "
                 "a smaller backbone")
@@ -122,7 +119,7 @@ def _guarded(work, out_dir: Path, emit) -> TrainResult:
         emit(Finished(str(out_dir), {}, cancelled=True))
         return TrainResult(out_dir, {}, None, cancelled=True)
     except Exception as exc:
-        emit(Failed(_user_message(exc)))
+        emit(Failed(user_message(exc)))
         raise
 
 
@@ -306,7 +303,7 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
     prepared = prepare_data(index, split, prep, config, control, emit)
     choose = config.mode == "recommended" and state is None  # not chosen yet, or again
     if choose:
-        config = _recommended(config, model, prepared, prep, setup, emit)
+        config = recommended.choose(config, model, prepared, prep, setup, emit)
     plan = _freeze_plan(model, config)
     apply_freeze_plan(model, plan)
     emit(Notice(f"training on {setup.description}; {plan.summary()}"))
@@ -335,32 +332,9 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
 
     model.load_state_dict(load_file(str(out_dir / WEIGHTS)))
     session.control = Control()  # the results are written even after a stop
-    _, _, probs = session.validate()
-    test_probs, test_features = (
-        predict_with_features(model, prepared.test_images, prep, setup, config.batch_size)
-        if len(prepared.test_targets) else (None, None))
-    emit(StageProgress("fitting the out-of-distribution warning", 0, 1))
-    _, val_features = predict_with_features(model, prepared.data.val_images, prep, setup,
-                                            config.batch_size)
-    detector, ood_summary = familiarity.fit_for_run(
-        model, prepared, prep, setup, config.batch_size, config.seed, val_features,
-        test_features)
-    emit(StageProgress("fitting the out-of-distribution warning", 1, 1))
-    result = _results(config, index, prepared, probs, test_probs, fit)
-    result["ood"] = ood_summary
-    familiarity.save(out_dir, detector)
-    parts = [("val", prepared.data.val_targets, probs)]
-    if test_probs is not None:
-        parts.append(("test", prepared.test_targets, test_probs))
-    decision = Decision.from_dict(result["decision"])
-    calibrated = decision.calibrate(np.concatenate([pr for _, _, pr in parts]))
-    record.write_predictions(
-        [(name, index.items[p].key) for name, _, _ in parts for p in prepared.positions[name]],
-        np.concatenate([t for _, t, _ in parts]), calibrated, index.classes,
-        decision.call(calibrated))
-    record.write_json("metrics.json", result)
+    result = write_results(record, job, session, fit, index, prepared)
     if not fit.cancelled and auto_compare(config, len(index.items), setup.device.type):
-        transfer = _compare_with_scratch(config, index, split, out_dir, emit, control)
+        transfer = compare_with_scratch(config, index, split, out_dir, emit, control)
         if transfer is not None:
             result["transfer"] = transfer
             record.write_json("metrics.json", result)
@@ -368,108 +342,6 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
                   cancelled=fit.cancelled))
     return TrainResult(out_dir, result, index, cancelled=fit.cancelled,
                        stopped_early=fit.stopped_early, epochs_run=fit.epochs_run)
-
-
-def _compare_with_scratch(config, index, split, out_dir, emit, control) -> dict | None:
-    """Train the from-scratch baseline into ``out_dir/scratch`` (or finish or reuse one
-    there) and compare; a failure or a stop only costs the comparison, never the run."""
-    scratch_dir = out_dir / SCRATCH
-    scratch = scratch_config(config, config.epochs if config.mode != "linear-probe" else 0)
-    emit(Notice(f"training {config.backbone} from random weights for comparison "
-                f"({scratch.epochs} epochs, every layer): does pretraining help here?"))
-
-    def relay(event) -> None:  # the baseline's epochs are a stage of this run, not its own
-        if isinstance(event, EpochDone):
-            emit(StageProgress("training from scratch for comparison", event.epoch,
-                               event.epochs))
-        elif isinstance(event, StageProgress):
-            emit(StageProgress(f"from scratch: {event.stage}", event.done, event.total))
-
-    try:
-        if (scratch_dir / METRICS).is_file():
-            pass  # done before this process was killed: reused
-        elif (scratch_dir / CONFIG).is_file():
-            resume(scratch_dir, [relay], control)
-        else:
-            train(scratch, index, scratch_dir, [relay], control, split=split)
-        if not (scratch_dir / METRICS).is_file() or _cancelled(scratch_dir):
-            emit(Notice("the comparison with training from scratch was stopped; the run's "
-                        "own results are complete"))
-            return None
-        groups = {item.key: item.group for item in index.items if item.group is not None}
-        block = transfer_block(out_dir, scratch_dir, groups or None, config.seed)
-    except Exception as exc:  # noqa: BLE001 - the run itself succeeded
-        emit(Notice(f"the comparison with training from scratch failed: {_user_message(exc)}"))
-        return None
-    emit(Notice(block["verdict"]))
-    return block
-
-
-def _cancelled(run_dir: Path) -> bool:
-    return bool(json.loads((run_dir / METRICS).read_text(encoding="utf-8"))
-                .get("cancelled"))
-
-
-SHIFT_IMAGES = 128  # training images the stage-shift gauge looks at to choose layers
-
-
-def _recommended(config, model, prepared, prep, setup, emit) -> TrainConfig:
-    """Fill in a Recommended run: fine-tuning epochs and steps for this many images on this
-    device, and (unless the user chose layers) the stages the stage-shift gauge says to
-    adapt, with what follows the last of them (conv head, classifier)."""
-    trainable = None
-    if config.frozen_paths is None and config.trainable_paths is None and config.freeze is None:
-        images = prepared.data.train_images
-        pick = np.random.default_rng(config.seed).permutation(len(images))[:SHIFT_IMAGES]
-        emit(StageProgress("choosing layers", 0, 1))
-        shifts = stage_shift(model, images[np.sort(pick)], prep, setup, config.batch_size)
-        emit(StageProgress("choosing layers", 1, 1))
-        wanted, chosen = stages_to_adapt(shifts, stages(model), setup.device.type)
-        trainable = chosen + after_stages(model)
-        emit(Notice("recommended: a linear probe first, then fine-tuning "
-                    + ", ".join(chosen) + " with smaller steps for earlier layers"))
-        skipped = [s for s in wanted if s not in chosen]
-        if skipped:
-            emit(Notice(f"your images also shift {', '.join(skipped)} from its pretraining; "
-                        "adapting such early layers is left to a GPU (on this CPU it would "
-                        "run the whole network every batch). To adapt them anyway, choose "
-                        "them in Fine-tune (--mode fine-tune --trainable ...)"))
-    return fill(config, len(prepared.data.train_targets), setup.device.type, trainable)
-
-
-def _results(config, index, prepared, probs, test_probs, fit) -> dict:
-    """metrics.json: validation (which chose the epoch, temperature and threshold) and, when
-    a test part was held out, the headline test block with its intervals."""
-    def groups(part: str):
-        found = [index.items[p].group for p in prepared.positions[part]]
-        return None if all(g is None for g in found) else [
-            g if g is not None else f"__single__{k}" for k, g in enumerate(found)]
-
-    val_y = prepared.data.val_targets
-    decision, val, test = held_out(
-        probs, val_y, test_probs, prepared.test_targets if test_probs is not None else None,
-        index.classes, config.threshold, groups("test"), groups("val"), config.seed,
-        _attributes(index, prepared.positions["val"]),
-        _attributes(index, prepared.positions["test"]))
-    plain = evaluate(probs, val_y, index.classes)  # argmax, uncalibrated: the epoch's view
-    result = {
-        "val_accuracy": plain["accuracy"], "val_loss": plain["loss"], **plain,
-        "validation": val, "decision": decision.as_dict(),
-        "best_epoch": fit.best_epoch, "epochs_run": fit.epochs_run,
-        "stopped_early": fit.stopped_early, "cancelled": fit.cancelled,
-        "headline": "test" if test is not None else "validation",
-    }
-    if test is not None:
-        result["test"] = test
-        result["test_accuracy"] = test["accuracy"]
-    return result
-
-
-def _attributes(index, positions: list[int]) -> list[dict] | None:
-    """Subgroup values per evaluated image (further CSV columns, DICOM header values), as the
-    scan found them."""
-    rows = [dict(index.items[p].attributes) for p in positions]
-    return rows if any(rows) else None
 
 
 def _write_config(record, config, spec, index, split, prep, plan, model, setup) -> None:

@@ -13,14 +13,17 @@ for it (``--compare-scratch``).
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..engine.config import MODE_DEFAULTS, TrainConfig
+from ..engine.events import EpochDone, Notice, StageProgress
 from ..evaluation.uncertainty import Resampler, interval
 from .history import read_predictions
+from .record import CONFIG, METRICS
 
 SCRATCH = "scratch"
 SCRATCH_LR = 1e-3  # random weights need larger steps than pretrained ones
@@ -74,3 +77,45 @@ def verdict(gain: float, ci: list[float]) -> str:
                 "another backbone, adapt more layers, or train from scratch.")
     return (f"Pretraining made no clear difference: {points} against training from scratch. "
             "With these images it neither clearly helped nor hurt.")
+
+
+def compare_with_scratch(config, index, split, out_dir, emit, control) -> dict | None:
+    """Train the from-scratch baseline into ``out_dir/scratch`` (or finish or reuse one
+    there) and compare; a failure or a stop only costs the comparison, never the run."""
+    from .training import resume, train, user_message  # the baseline is a run like any other
+
+    scratch_dir = out_dir / SCRATCH
+    scratch = scratch_config(config, config.epochs if config.mode != "linear-probe" else 0)
+    emit(Notice(f"training {config.backbone} from random weights for comparison "
+                f"({scratch.epochs} epochs, every layer): does pretraining help here?"))
+
+    def relay(event) -> None:  # the baseline's epochs are a stage of this run, not its own
+        if isinstance(event, EpochDone):
+            emit(StageProgress("training from scratch for comparison", event.epoch,
+                               event.epochs))
+        elif isinstance(event, StageProgress):
+            emit(StageProgress(f"from scratch: {event.stage}", event.done, event.total))
+
+    try:
+        if (scratch_dir / METRICS).is_file():
+            pass  # done before this process was killed: reused
+        elif (scratch_dir / CONFIG).is_file():
+            resume(scratch_dir, [relay], control)
+        else:
+            train(scratch, index, scratch_dir, [relay], control, split=split)
+        if not (scratch_dir / METRICS).is_file() or _cancelled(scratch_dir):
+            emit(Notice("the comparison with training from scratch was stopped; the run's "
+                        "own results are complete"))
+            return None
+        groups = {item.key: item.group for item in index.items if item.group is not None}
+        block = transfer_block(out_dir, scratch_dir, groups or None, config.seed)
+    except Exception as exc:  # noqa: BLE001 - the run itself succeeded
+        emit(Notice(f"the comparison with training from scratch failed: {user_message(exc)}"))
+        return None
+    emit(Notice(block["verdict"]))
+    return block
+
+
+def _cancelled(run_dir: Path) -> bool:
+    return bool(json.loads((run_dir / METRICS).read_text(encoding="utf-8"))
+                .get("cancelled"))
