@@ -1,4 +1,4 @@
-"""The Recommended mode: a linear probe first, then fine-tuning from it (LP-FT).
+"""The Recommended mode: a short linear probe first, then fine-tuning from it (LP-FT).
 
 Fine-tuning from a random head lets the head's first, large gradients tear into the pretrained
 features before the head is any good; training the head alone first on frozen features (a
@@ -6,6 +6,11 @@ linear probe: seconds) and then fine-tuning everything chosen from that head, wi
 for earlier layers, keeps what pretraining learned (Kumar et al. 2022; fastai's ``fine_tune``
 works the same way). The fine-tune's starting point is the probe itself (epoch 0), and the best
 epoch on validation is kept, so the run never ends worse on validation than its probe.
+
+The probe is short (``HEAD_EPOCHS``, as fastai's one frozen epoch): a head trained to the end
+on frozen features fits them so closely that fine-tuning then hardly moves the features and
+over-fits instead. Measured on 2,000 Fashion-MNIST images (BENCHMARKS.md), 2 probe epochs
+instead of 40 raised the unseen-image accuracy by 1.1 points (mean of two seeds).
 
 The layers come from the stage-shift gauge (``evaluation.domain_shift``) unless the user chose
 them; epochs and steps are scaled to the number of training images and the device.
@@ -25,6 +30,7 @@ from .loop import TrainingJob
 from .modes import build_session
 
 PROBE = MODE_DEFAULTS["linear-probe"]
+HEAD_EPOCHS = 2  # probe epochs before fine-tuning: enough for a head that is not random
 # Learning rate of the last stage and the head; each earlier stage takes half of the next.
 FINE_TUNE_LR = 5e-4
 STAGE_DECAY = 0.5
@@ -105,8 +111,8 @@ def probe_first(job: TrainingJob) -> bool:
     the fine-tune that follows is restored."""
     model, config = job.model, job.config
     flags = {name: p.requires_grad for name, p in model.named_parameters()}
-    probe_config = replace(config, mode="linear-probe", epochs=PROBE["epochs"], lr=PROBE["lr"],
-                           patience=PROBE["patience"], schedule="cosine")
+    probe_config = replace(config, mode="linear-probe", epochs=HEAD_EPOCHS, lr=PROBE["lr"],
+                           patience=HEAD_EPOCHS, schedule="cosine")
     keep = _KeepBestHead(model.get_classifier())
     session = build_session(replace(job, config=probe_config),
                             [BestScore(), EarlyStopping(probe_config.patience, lambda e: None),
