@@ -21,6 +21,7 @@ from .commands import (
     _add_scan,
 )
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_STOPPED
+from .labeling import _add_review, _add_suggest
 from .runs import _add_compare, _add_map, _add_report, _add_runs
 from .training import ProgressPrinter, _add_train
 
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_advise(sub)
     _add_map(sub)
+    _add_suggest(sub)
+    _add_review(sub)
     return parser
 
 

@@ -247,6 +247,15 @@ def _walk_class_folder(root: Path, class_dir: Path) -> tuple[list[Path], list[Pr
     return files, [Problem(kind, message, path) for path, kind, message in found]
 
 
+def list_images(folder: Path) -> tuple[list[Path], list[Problem]]:
+    """Every image under ``folder`` (sub-folders and links followed once), sorted, and every
+    entry that is not used with its reason: an unlabeled folder's contents."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"'{folder}' is not a folder.")
+    return _walk_class_folder(folder, folder)
+
+
 def _candidates_from_folder(root: Path) -> tuple[list[Item], list[Problem]]:
     if not root.is_dir():
         raise DatasetError(f"'{root}' is not a folder.")

@@ -15,10 +15,12 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ...errors import UserError
+from ...pixels import image_key
 from ..data.cache import ImageCache, decode_images
 from ..data.dataset import DatasetIndex
 from ..engine.device import pick_device
@@ -47,12 +49,12 @@ class BackboneAdvice:
         return asdict(self)
 
 
-def _feature_file(index: DatasetIndex, name: str, prep) -> str:
+def _feature_file(images: list[tuple[Path, int | None]], name: str, prep) -> str:
     digest = hashlib.blake2b(digest_size=20)
     digest.update(f"{name}|{prep.as_dict()}".encode())
-    for item in index.items:
-        st = item.path.stat()
-        digest.update(f"{item.key}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    for path, frame in images:
+        st = path.stat()
+        digest.update(f"{image_key(path, frame)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return str(app_data_dir() / "cache" / "features" / f"{digest.hexdigest()}.npz")
 
 
@@ -62,20 +64,29 @@ def backbone_features(index: DatasetIndex, name: str, device: str = "auto",
                       ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(features, keep mask, from the cache) for every image of ``index``, with the pixels
     a run with this ``window`` would train on; images that fail to decode are left out."""
+    return image_features([(item.path, item.frame) for item in index.items], name, device,
+                          emit, control, workers, window, frames)
+
+
+def image_features(images: list[tuple[Path, int | None]], name: str, device: str = "auto",
+                   emit: Callable = lambda e: None, control: Control | None = None,
+                   workers: int = 4, window: str = "file", frames: str = "middle"
+                   ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The same for a list of ``(file, frame)``, labeled or not (the Label step's images)."""
     spec = get_spec(name)
     prep = spec.preprocessing().with_window(window, frames)
-    file = _feature_file(index, spec.name, prep)
+    file = _feature_file(images, spec.name, prep)
     if os.path.isfile(file):
         with np.load(file) as saved:
             return saved["features"], saved["keep"], True
     control = control or Control()
     squares, failures = decode_images(
-        [(item.path, item.frame) for item in index.items], prep,
+        images, prep,
         progress=lambda d, t: emit(StageProgress(f"decoding for {spec.display_name}", d, t)),
         workers=workers, check=control.checkpoint, cache=ImageCache())
-    keep = np.array([k not in failures for k in range(len(index.items))])
+    keep = np.array([k not in failures for k in range(len(images))])
     setup = pick_device(device)
-    model = build_model(spec, len(index.classes)).to(setup.device).eval()
+    model = build_model(spec, 2).to(setup.device).eval()
     features = extract_features(model, squares[keep], prep, setup, 32, control, emit,
                                 stage=f"features of {spec.display_name}").cpu().numpy()
     os.makedirs(os.path.dirname(file), exist_ok=True)
@@ -85,24 +96,35 @@ def backbone_features(index: DatasetIndex, name: str, device: str = "auto",
     return features, keep, False
 
 
-def probe_accuracy(features: np.ndarray, targets: np.ndarray, groups=None, folds: int = 5,
-                   seed: int = 0) -> tuple[float, float]:
-    """Mean and SD of a logistic-regression probe's accuracy over stratified (grouped) folds."""
+def make_probe():
+    """The quick probe on frozen features: standardised logistic regression (the advisor's
+    ranking, the Label step's suggestions and the label review all use this one)."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+
+
+def probe_folds(targets: np.ndarray, groups=None, folds: int = 5, seed: int = 0):
+    """Stratified folds (patients kept together when there are enough of them)."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
     smallest = int(np.bincount(targets).min())
     folds = max(2, min(folds, smallest))
+    dummy = np.zeros(len(targets))
     if groups is not None and len(set(groups)) >= folds:
-        splits = StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
-            features, targets, groups)
-    else:
-        splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, targets)
+        return list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(
+            dummy, targets, groups))
+    return list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(dummy, targets))
+
+
+def probe_accuracy(features: np.ndarray, targets: np.ndarray, groups=None, folds: int = 5,
+                   seed: int = 0) -> tuple[float, float]:
+    """Mean and SD of a logistic-regression probe's accuracy over stratified (grouped) folds."""
     scores = []
-    for train, test in splits:
-        probe = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+    for train, test in probe_folds(targets, groups, folds, seed):
+        probe = make_probe()
         probe.fit(features[train], targets[train])
         scores.append(float((probe.predict(features[test]) == targets[test]).mean()))
     return float(np.mean(scores)), float(np.std(scores))
