@@ -47,22 +47,22 @@ def main() -> int:
     wait_until(app, lambda: window.state.index is not None)
     wait_until(app, lambda: window.data_page.thumbs.count() >= 24)
     shot("1-data")
-    window.go(1)
+    window.go(2)
     wait_until(app, lambda: not window.backbone_page.loading)
     shot("2-backbone")
-    window.go(2)
+    window.go(3)
     wait_until(app, lambda: window.layers_page.tree_model is not None)
     wait_until(app, lambda: window.layers_page.adapt is not None)  # the Shift column
     tree, model = window.layers_page.tree, window.layers_page.tree_model
     tree.expand(model.index_of("blocks"))
     shot("3-layers")
-    window.go(3)  # Recommended (the default); the comparison from scratch takes minutes
+    window.go(4)  # Recommended (the default); the comparison from scratch takes minutes
     window.train_page.scratch.setCurrentIndex(window.train_page.scratch.findData(False))
     window.train_page.epochs.setValue(3)  # short: a few mistakes to show in Results
     window.train_page.start()
     wait_until(app, lambda: window.train_page.finished_metrics is not None, 600)
     shot("4-train")
-    window.go(4)
+    window.go(5)
     wait_until(app, lambda: window.results_page.gallery.count() > 0
                or "(0)" in window.results_page.gallery_title.text())
     results = window.results_page
@@ -88,7 +88,7 @@ def main() -> int:
     results.dialog.close()
     results.show_cell(None)
     runs_shot(app, window)
-    window.go(5)
+    window.go(6)
     sample = window.state.index.items
     from tlstudio.core.data.synthetic import make_shapes_folder
 
@@ -99,6 +99,7 @@ def main() -> int:
     window.predict_page.table.selectRow(3)  # the one unlike anything it was trained on
     shot("6-predict")
     dicom_shot(app, window, shot)
+    label_shots(app, window, shot)
     window.close()
     return 0
 
@@ -136,13 +137,55 @@ def dicom_shot(app, window, shot) -> None:
         for name in names:
             (folder / label / name).write_bytes(Path(get_testdata_file(name)).read_bytes())
     data = window.data_page
-    window.go(0)
+    window.go(1)
     data.load(folder)
     wait_until(app, lambda: window.state.index is not None and data.thumbs.count() >= 5)
     first = data.thumbs.item(0)
     data.thumbs.setCurrentItem(first)
     wait_until(app, lambda: first.text() in data.facts_label.text())
     shot("1-data-dicom")
+
+
+def label_shots(app, window, shot) -> None:
+    """The Label step on the sample's images put in one unlabeled folder (24 labeled by
+    their known class, the model proposing and guessing), and the review of the sample."""
+    import csv
+
+    from tlstudio.core.data.samples import sample_dataset
+
+    listing = sample_dataset()
+    folder = Path(tempfile.mkdtemp(prefix="tlstudio-unlabeled-"))
+    truth = {}
+    with open(listing, encoding="utf-8") as fh:
+        for k, row in enumerate(csv.DictReader(fh)):
+            source = Path(row["path"])
+            source = source if source.is_absolute() else listing.parent / source
+            target = folder / f"scan{k:03d}{source.suffix}"
+            target.symlink_to(source)
+            truth[target.name] = "tumour" if row["label"] == "yes" else "no tumour"
+    page = window.label_page
+    window.go(0)
+    page.open_folder(folder)
+    for name in ("no tumour", "tumour"):
+        page.project.add_class(name)
+    page._refresh()
+    wait_until(app, lambda: page.features is not None)
+    for _ in range(24):
+        page.label_with(page.project.classes.index(truth[page.current().name]))
+        wait_until(app, lambda: not page._model_task.busy)
+    wait_until(app, lambda: not page._view_task.busy and not page._strip_task.busy)
+    shot("0-label")
+    window.data_page.load_sample()
+    wait_until(app, lambda: window.state.index is not None)
+    window.go(0)
+    page.tabs.setCurrentIndex(1)
+    page.review.on_enter()
+    page.review.source.setCurrentIndex(page.review.source.findData("data"))
+    page.review.find()
+    wait_until(app, lambda: page.review.index is not None)
+    page.review.table.selectRow(0)
+    wait_until(app, lambda: not page.review._preview.busy)
+    shot("0-label-review")
 
 
 if __name__ == "__main__":

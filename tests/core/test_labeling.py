@@ -124,3 +124,16 @@ def test_review_from_the_shell(br35h_csv, capsys):
     leaks = [r for r in rows if r["kind"] == "duplicate" and "leak" in r["note"]]
     assert leaks
     assert main(["review", "--device", "cpu"]) == 2
+
+
+def test_a_partly_labeled_folder_takes_its_labels_from_a_csv(shapes_folder, tmp_path):
+    folder, truth = _unlabeled(shapes_folder, tmp_path)
+    some = sorted(truth)[:4]
+    made_elsewhere = tmp_path / "made-elsewhere.csv"
+    made_elsewhere.write_text("path,label\n" + "".join(f"{p},{truth[p]}\n" for p in some)
+                              + f"{tmp_path / 'elsewhere.png'},disc\n")
+    project = LabelProject.for_folder(folder)
+    assert project.import_csv(made_elsewhere) == (4, 1)  # the outside row is not taken
+    assert project.classes == sorted(set(truth[p] for p in some))
+    assert {p: project.labels[p] for p in some} == {p: truth[p] for p in some}
+    assert len(project.unlabeled()) == len(truth) - 4

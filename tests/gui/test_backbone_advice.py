@@ -14,7 +14,7 @@ def test_which_backbone_suits_my_images(qtbot, window, shapes, tmp_path, monkeyp
     monkeypatch.setattr(advisor, "advise", lambda index, **kw: two(index, **kw))
     window.data_page.load(shapes)
     qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
-    window.go(1)
+    window.go(2)
     page = window.backbone_page
     qtbot.waitUntil(lambda: not page.loading, timeout=60_000)
     page.start_advice()

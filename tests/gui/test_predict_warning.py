@@ -12,7 +12,7 @@ def test_an_image_from_another_domain_is_marked(qtbot, window, br35h_probe_run, 
     shape = next((make_shapes_folder(tmp_path / "shapes", per_class=1) / "disc").iterdir())
     window.state.set_run(br35h_probe_run)
     page = window.predict_page
-    window.go(5)
+    window.go(6)
     page.predict_paths([mri, shape])
     qtbot.waitUntil(lambda: page.table.rowCount() == 2 and not page.busy, timeout=60_000)
     assert not page.table.item(0, 1).text().startswith("⚠")

@@ -136,7 +136,7 @@ def test_cross_validation_from_the_train_step(window, qtbot, shapes):
     qtbot.waitUntil(lambda: window.state.run_dir is not None and not page.running,
                     timeout=LONG)
     assert "fold 3 of 3" in page.log.toPlainText()
-    window.go(4)
+    window.go(5)
     results = window.results_page
     qtbot.waitUntil(lambda: "Accuracy" in results.summary_label.text(), timeout=10_000)
     cv = json.loads((window.state.run_dir / "metrics.json").read_text())["cv"]

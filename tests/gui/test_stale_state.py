@@ -32,10 +32,10 @@ def _on_the_train_step(qtbot, window, folder, epochs: int):
     window.data_page.load(folder)
     qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
     qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)
-    window.go(2)
+    window.go(3)
     qtbot.waitUntil(lambda: window.layers_page.tree_model is not None, timeout=60_000)
     window.layers_page.probe_radio.setChecked(True)
-    window.go(3)
+    window.go(4)
     page = window.train_page
     page.epochs.setValue(epochs)
     page.batch.setValue(8)
@@ -54,18 +54,18 @@ def _train_in_the_studio(qtbot, window, folder):
 def test_loading_dataset_b_takes_dataset_a_model_away(qtbot, window, tmp_path):
     a = make_shapes_folder(tmp_path / "a", per_class=12)
     run_a = _train_in_the_studio(qtbot, window, a)
-    window.go(4)
+    window.go(5)
     results = window.results_page
     qtbot.waitUntil(lambda: "Accuracy" in results.summary_label.text(), timeout=30_000)
     assert results.table.columnCount() == 2 and results.export_button.isEnabled()
     results.export_label.setText(f"Exported {tmp_path / 'x'} — same answer as the app …")
     predict = window.predict_page
-    window.go(5)
+    window.go(6)
     predict.predict_paths([a / "disc" / "disc_000.png"])
     qtbot.waitUntil(lambda: predict.table.rowCount() == 1, timeout=60_000)
 
     b = _other_dataset(tmp_path / "solar")
-    window.go(0)
+    window.go(1)
     window.data_page.load(b)
     qtbot.waitUntil(lambda: window.state.index is not None
                     and window.state.index.root == b, timeout=60_000)
@@ -82,9 +82,9 @@ def test_loading_dataset_b_takes_dataset_a_model_away(qtbot, window, tmp_path):
     results.on_enter()
     assert "Accuracy" not in results.summary_label.text()
     # the steps after Train cannot be opened until a run of B exists
-    assert window.reachable() == 3
-    window.go(4)
-    assert window.current != 4
+    assert window.reachable() == 4
+    window.go(5)
+    assert window.current != 5
     # Predict: A's answers are gone, and a new image gets no label from A's model
     assert predict.table.rowCount() == 0 and predict.predictor is None
     predict.predict_paths([b / "cracked" / "cracked0.png"])
@@ -110,7 +110,7 @@ def test_changing_a_training_setting_marks_the_run_out_of_date(qtbot, window, tm
 def test_same_dataset_scanned_again_keeps_the_run(qtbot, window, tmp_path):
     folder = make_shapes_folder(tmp_path / "a", per_class=12)
     run = _train_in_the_studio(qtbot, window, folder)
-    window.go(0)
+    window.go(1)
     window.data_page.load(folder)
     qtbot.waitUntil(lambda: not window.data_page.scanning, timeout=60_000)
     assert window.state.run_dir == run
@@ -125,11 +125,11 @@ def test_a_failed_run_leaves_no_previous_results_on_show(qtbot, window, tmp_path
     window.data_page.load(folder)
     qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
     qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)
-    window.go(2)
+    window.go(3)
     qtbot.waitUntil(lambda: window.layers_page.tree_model is not None, timeout=60_000)
     window.state.set_run(previous)
-    window.go(4)
-    assert window.current == 4
+    window.go(5)
+    assert window.current == 5
     qtbot.waitUntil(lambda: "Accuracy" in window.results_page.summary_label.text(),
                     timeout=30_000)
 
@@ -137,7 +137,7 @@ def test_a_failed_run_leaves_no_previous_results_on_show(qtbot, window, tmp_path
         raise UserError("the disk is full")
 
     monkeypatch.setattr(training_module, "_fit_and_report", broken)
-    window.go(3)
+    window.go(4)
     page = window.train_page
     page.start()
     qtbot.waitUntil(lambda: "Training failed" in page.status_label.text(), timeout=60_000)
@@ -152,7 +152,7 @@ def test_a_run_that_ends_after_the_choices_changed_is_not_shown(qtbot, window, t
     page = _on_the_train_step(qtbot, window, folder, epochs=30)
     page.start()
     qtbot.waitUntil(lambda: len(page.val_points[0]) >= 1, timeout=LONG)
-    window.go(0)
+    window.go(1)
     window.data_page.seed_spin.setValue(7)  # the user changes the split while it trains
     window.train_page.stop()
     # stopping still writes the run's results (and fits its out-of-distribution warning)

@@ -17,14 +17,14 @@ def _ready_to_train(qtbot, window, folder, frozen=()):
     """Dataset chosen, lite0, fine-tune with ``frozen`` module paths; on the Train step."""
     window.state.set_dataset(scan(folder))
     qtbot.waitUntil(lambda: not window.backbone_page.loading, timeout=60_000)
-    window.go(2)
+    window.go(3)
     layers = window.layers_page
     qtbot.waitUntil(lambda: layers.tree_model is not None, timeout=60_000)
     layers.tune_radio.setChecked(True)
     layers.tree_model.set_plan(FreezePlan(layers.net, frozen))
     assert window.state.mode == "fine-tune"
-    window.go(3)
-    assert window.current == 3
+    window.go(4)
+    assert window.current == 4
     page = window.train_page
     page.batch.setValue(4)
     return page
@@ -109,5 +109,5 @@ def test_failure_is_shown_and_the_app_stays_usable(qtbot, window, shapes, monkey
     assert "ran out of memory" in page.status_label.text()
     assert "lower the batch size" in page.log.toPlainText()
     assert page.start_button.isEnabled()
-    window.go(0)
-    assert window.current == 0  # still navigable
+    window.go(1)
+    assert window.current == 1  # still navigable

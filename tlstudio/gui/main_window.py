@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 from .. import __version__
 from .pages.backbone_page import BackbonePage
 from .pages.data_page import DataPage
+from .pages.label_page import LabelPage
 from .pages.layers_page import LayersPage
 from .pages.predict_page import PredictPage
 from .pages.results_page import ResultsPage
@@ -37,14 +38,15 @@ class MainWindow(QMainWindow):
             self.state.setParent(self)  # the window's own state goes with the window
         self.setWindowTitle(f"tlstudio {__version__} — transfer-learning studio")
         self.setAcceptDrops(True)
+        self.label_page = LabelPage(self.state)
         self.data_page = DataPage(self.state)
         self.backbone_page = BackbonePage(self.state)
         self.layers_page = LayersPage(self.state)
         self.train_page = TrainPage(self.state)
         self.results_page = ResultsPage(self.state)
         self.predict_page = PredictPage(self.state)
-        self.pages = [self.data_page, self.backbone_page, self.layers_page, self.train_page,
-                      self.results_page, self.predict_page]
+        self.pages = [self.label_page, self.data_page, self.backbone_page, self.layers_page,
+                      self.train_page, self.results_page, self.predict_page]
 
         self.steps = QListWidget()
         self.steps.setObjectName("steps")
@@ -95,7 +97,8 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         else:
             self.resize(1180, 780)
-        self.steps.setCurrentRow(0)
+        self.label_page.use_labels.connect(self.train_on_labels)
+        self.steps.setCurrentRow(self.pages.index(self.data_page))  # most come with labels
 
     # --- navigation ---------------------------------------------------------------------
     @property
@@ -135,6 +138,11 @@ class MainWindow(QMainWindow):
         self.next_button.setEnabled(reason is None and not last)
         self.back_button.setEnabled(self.current > 0)
         self.reason_label.setText("" if reason is None else f"Next is disabled: {reason}")
+
+    def train_on_labels(self, csv_path) -> None:
+        """Labels made or corrected on the Label step: opened on the Data step."""
+        self.data_page.load(csv_path, remember=False)
+        self.go(self.pages.index(self.data_page))
 
     # --- runs ---------------------------------------------------------------------------
     def open_runs(self):
@@ -177,7 +185,7 @@ class MainWindow(QMainWindow):
             self.runs_dialog.message.setText(f"{run_dir.name} cannot be resumed")
             return
         self.train_page.unfinished.setCurrentIndex(found)
-        self.go(3)
+        self.go(self.pages.index(self.train_page))
         self.train_page.resume_selected()
         self.runs_dialog.message.setText(f"Resuming {run_dir.name} on the Train step.")
 
@@ -193,7 +201,7 @@ class MainWindow(QMainWindow):
         event.acceptProposedAction()
         page = self.pages[self.current]
         if not page.accepts_drops():
-            self.go(0)
+            self.go(self.pages.index(self.data_page))
             page = self.data_page
         page.drop_paths(paths)
 

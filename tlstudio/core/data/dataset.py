@@ -276,7 +276,9 @@ def _candidates_from_folder(root: Path) -> tuple[list[Item], list[Problem]]:
         if loose:
             raise DatasetError(
                 f"'{root}' holds images but no class sub-folders. Put each class's images in a "
-                f"sub-folder named after the class, e.g. {root / 'cats'} and {root / 'dogs'}."
+                f"sub-folder named after the class, e.g. {root / 'cats'} and {root / 'dogs'}, "
+                "or label them in tlstudio (the Label step; `tlstudio suggest` proposes "
+                "which to label first)."
             )
         raise DatasetError(
             f"'{root}' has no class sub-folders with images. Choose a folder with one "

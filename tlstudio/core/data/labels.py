@@ -51,6 +51,31 @@ def _slug(folder: Path) -> str:
     return f"{name}-{digest}"
 
 
+def _own_project(root: str | Path) -> Path | None:
+    """The project whose labels.csv ``root`` is, if it is one."""
+    root = Path(image_id(root))
+    if root.name == LABELS and root.parent.parent == Path(image_id(projects_dir())) \
+            and (root.parent / PROJECT).is_file():
+        return root.parent
+    return None
+
+
+def _remove_stale_copies(home: Path) -> None:
+    """A process killed between writing a file aside and renaming it leaves the copy: the
+    old file is whole, so the copy goes (unless its process is still running)."""
+    for tmp in home.glob(".*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 2)[-2])
+            if pid != os.getpid():
+                os.kill(pid, 0)
+                continue  # alive: still writing
+        except (ValueError, IndexError, ProcessLookupError):
+            pass
+        except PermissionError:
+            continue  # alive, another user's
+        tmp.unlink(missing_ok=True)
+
+
 def _write_durably(path: Path, text: str) -> None:
     """The whole file or the old one: write aside, flush to disk, rename over."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -99,8 +124,9 @@ class LabelProject:
 
     @classmethod
     def find_for_dataset(cls, root: str | Path) -> LabelProject | None:
-        """The review project of a labeled dataset, if one was started."""
-        home = projects_dir() / ("review-" + _slug(Path(image_id(root))))
+        """The review project of a labeled dataset, if one was started (a project's own
+        labels.csv is reviewed in that project)."""
+        home = _own_project(root) or projects_dir() / ("review-" + _slug(Path(image_id(root))))
         return cls.open(home) if (home / PROJECT).is_file() else None
 
     def decided(self) -> set[str]:
@@ -112,7 +138,7 @@ class LabelProject:
         """A project holding a labeled dataset's labels, to review them without touching
         the dataset; opened again, it keeps the decisions already made."""
         root = Path(image_id(index.root))
-        home = projects_dir() / ("review-" + _slug(root))
+        home = _own_project(root) or projects_dir() / ("review-" + _slug(root))
         if (home / PROJECT).is_file():
             project = cls.open(home)
         else:
@@ -138,6 +164,7 @@ class LabelProject:
                       excluded=dict(meta.get("excluded", {})), kept=set(meta.get("kept", [])),
                       source=meta.get("source"))
         project.labels, project.groups = read_labels(home / LABELS)
+        _remove_stale_copies(home)
         return project
 
     # --- labeling -----------------------------------------------------------------------
@@ -173,6 +200,21 @@ class LabelProject:
             self.labels[key] = before
         self.save()
         return key
+
+    def import_csv(self, csv_file: str | Path) -> tuple[int, int]:
+        """Take the labels of a ``path,label[,group]`` CSV for this folder's images (a
+        partly labeled folder); new class names become classes. Returns (taken, not in this
+        folder)."""
+        labels, groups = read_labels(csv_file)
+        files, _ = list_images(self.images_dir)
+        inside = {image_id(f) for f in files}
+        taken = {k: v for k, v in labels.items() if k in inside}
+        for name in sorted(set(taken.values()) - set(self.classes)):
+            self.add_class(name)
+        self.labels.update(taken)
+        self.groups.update({k: g for k, g in groups.items() if k in taken})
+        self.save()
+        return len(taken), len(labels) - len(taken)
 
     def exclude(self, path: str | Path, why: str = "excluded in review") -> None:
         key = image_id(path)

@@ -15,6 +15,7 @@ labels stop paying.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,10 +106,12 @@ class LabelModel:
         largest = len(positions) - len(positions) // folds
         smallest = min(largest, max(2 * len(present), 4))
         sizes = np.unique(np.geomspace(smallest, largest, num=6).round().astype(int))
-        sizes, _, test_scores = learning_curve(
-            make_probe(), self.features[positions], y, train_sizes=sizes,
-            cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
-            shuffle=True, random_state=self.seed, error_score=np.nan)
+        with warnings.catch_warnings():  # a small subset with one class: scored NaN, left out
+            warnings.simplefilter("ignore")
+            sizes, _, test_scores = learning_curve(
+                make_probe(), self.features[positions], y, train_sizes=sizes,
+                cv=StratifiedKFold(folds, shuffle=True, random_state=self.seed),
+                shuffle=True, random_state=self.seed, error_score=np.nan)
         return [(int(s), float(np.nanmean(t)), float(np.nanstd(t)))
                 for s, t in zip(sizes, test_scores, strict=True) if np.isfinite(t).any()]
 
