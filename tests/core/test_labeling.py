@@ -137,3 +137,17 @@ def test_a_partly_labeled_folder_takes_its_labels_from_a_csv(shapes_folder, tmp_
     assert project.classes == sorted(set(truth[p] for p in some))
     assert {p: project.labels[p] for p in some} == {p: truth[p] for p in some}
     assert len(project.unlabeled()) == len(truth) - 4
+
+
+def test_review_decisions_from_the_shell(shapes_folder, capsys):
+    discs = sorted((shapes_folder / "disc").iterdir())
+    assert main(["review", str(shapes_folder), "--exclude", str(discs[0]),
+                 "--relabel", f"{discs[1]}=square", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    corrected = out.strip().splitlines()[-1].split("--data ")[1].split(" --out")[0]
+    index = scan(corrected)
+    labels = {str(item.path): item.label for item in index.items}
+    assert str(discs[0]) not in labels and labels[str(discs[1])] == "square"
+    assert sorted((shapes_folder / "disc").iterdir()) == discs  # the dataset is unchanged
+    assert main(["review", str(shapes_folder), "--relabel", f"{discs[2]}=triangle"]) == 2
+    assert main(["review", str(shapes_folder), "--keep", "/nowhere.png"]) == 2

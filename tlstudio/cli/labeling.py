@@ -39,6 +39,12 @@ def _add_review(sub) -> None:
                                       "labeled dataset, most suspicious first")
     p.add_argument("data", nargs="?", help="folder of class sub-folders, CSV, or 'sample'")
     p.add_argument("--data", dest="data_option", metavar="DATA", help="the same, as an option")
+    p.add_argument("--keep", action="append", default=[], metavar="IMAGE",
+                   help="decide: this image's label is right (not listed again)")
+    p.add_argument("--exclude", action="append", default=[], metavar="IMAGE",
+                   help="decide: leave this image out of training")
+    p.add_argument("--relabel", action="append", default=[], metavar="IMAGE=LABEL",
+                   help="decide: this image belongs to LABEL")
     _add_common(p)
     p.set_defaults(func=cmd_review)
 
@@ -116,6 +122,8 @@ def cmd_review(args) -> int:
                         "'sample')")
     backbone = _checked(args)
     index = scan(resolve_data(data))
+    if args.keep or args.exclude or args.relabel:
+        return _decide(index, args)
     found = review_dataset(index, backbone, args.device, args.window, args.seed,
                            emit=(lambda e: None) if args.json else _progress)
     if args.json:
@@ -129,4 +137,35 @@ def cmd_review(args) -> int:
         what = (f"labeled '{s.label}', looks like '{s.suggested_label}'" if s.kind == "label"
                 else f"duplicate: {s.note}")
         print(f"{s.score:.3f}  {s.path}  {what}")
+    return 0
+
+
+def _decide(index, args) -> int:
+    """The review queue's decisions, remembered in tlstudio's folder like the studio's; the
+    corrected labels are a CSV any step reads. The dataset itself is never changed."""
+    from ..core.data.labels import LabelProject, image_id
+
+    known = {image_id(item.path) for item in index.items}
+    relabels = []
+    for entry in args.relabel:
+        image, sep, label = entry.rpartition("=")
+        if not sep or not image or label not in index.classes:
+            raise UserError(f"--relabel {entry}: expected IMAGE=LABEL with LABEL one of "
+                            f"{', '.join(index.classes)}")
+        relabels.append((image, label))
+    for image in [*args.keep, *args.exclude, *(i for i, _ in relabels)]:
+        if image_id(image) not in known:
+            raise UserError(f"'{image}' is not an image of {index.root}")
+    project = LabelProject.for_dataset(index)
+    for image in args.keep:
+        project.keep(image)
+    for image in args.exclude:
+        project.exclude(image)
+    for image, label in relabels:
+        project.set_label(image, label)
+        project.keep(image)
+    counts = ", ".join(f"{k} {v}" for k, v in project.counts().items())
+    print(f"decisions remembered in {project.dir}; the corrected labels ({counts}; "
+          f"{len(project.excluded)} excluded): {project.csv_path}")
+    print(f"train on them: tlstudio train --data {project.csv_path} --out RUN")
     return 0

@@ -1,4 +1,4 @@
-"""Step 2, Backbone: the registry as readable cards, and importing a local weights file."""
+"""Step 3, Backbone: the registry as readable cards, and importing a local weights file."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 1, Data: choose a folder or CSV, see classes, thumbnails, problems and the split."""
+"""Step 2, Data: choose a folder or CSV, see classes, thumbnails, problems and the split."""
 
 from __future__ import annotations
 

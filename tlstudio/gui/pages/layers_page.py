@@ -1,4 +1,4 @@
-"""Step 3, Layers: Recommended (probe, then fine-tune), linear probe or fine-tune, which
+"""Step 4, Layers: Recommended (probe, then fine-tune), linear probe or fine-tune, which
 layers train (the layer tree), and how far the user's images are from the backbone's
 pretraining, stage by stage (the Shift column), with one click to adapt the stages it
 points at."""

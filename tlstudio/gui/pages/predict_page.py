@@ -1,4 +1,4 @@
-"""Step 6, Predict: drop new images or folders, read the top classes, preview each."""
+"""Step 7, Predict: drop new images or folders, read the top classes, preview each."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 5, Results: the held-out test numbers with their intervals, the operating point, the
+"""Step 6, Results: the held-out test numbers with their intervals, the operating point, the
 curves and calibration, a confusion matrix whose cells open their images, and the images
 themselves with where the model looked."""
 

@@ -1,4 +1,4 @@
-"""Step 4, Train: settings with working defaults, Start/Pause/Stop, live curves, ETA, log;
+"""Step 5, Train: settings with working defaults, Start/Pause/Stop, live curves, ETA, log;
 start from an earlier run (probe, then fine-tune), and resume runs that did not finish."""
 
 from __future__ import annotations
