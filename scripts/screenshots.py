@@ -176,7 +176,8 @@ def label_shots(app, window, shot) -> None:
     wait_until(app, lambda: not page._view_task.busy and not page._strip_task.busy)
     shot("0-label")
     window.data_page.load_sample()
-    wait_until(app, lambda: window.state.index is not None)
+    wait_until(app, lambda: window.state.index is not None
+               and window.state.index.root == listing)
     window.go(0)
     page.tabs.setCurrentIndex(1)
     page.review.on_enter()

@@ -5,7 +5,8 @@ paper's rule): every image gets out-of-fold class probabilities from the probe o
 features (cross-validation: no image is scored by a probe that saw its label; patients kept
 together). Each class's threshold is the mean probability its own images give it. An image is
 suspect when the likeliest class among those above their thresholds is not its label; its
-score is how much more probable that class is than the label (0..1).
+score is (1 + p(that class) - p(its label)) / 2: 0.5 when the probe is torn, 1 when it is sure
+of the other class.
 
 Near-duplicates (features pointing the same way, cosine >= 0.99) are listed too: most
 suspicious when the two carry different labels, then when they would fall in different parts
@@ -68,7 +69,7 @@ def label_suspects(probs: np.ndarray, targets: np.ndarray) -> list[tuple[int, in
             continue
         candidate = int(np.argmax(np.where(above[i], probs[i], -1.0)))
         if candidate != given:
-            out.append((i, candidate, float(probs[i, candidate] - probs[i, given])))
+            out.append((i, candidate, float(1 + probs[i, candidate] - probs[i, given]) / 2))
     return sorted(out, key=lambda s: -s[2])
 
 

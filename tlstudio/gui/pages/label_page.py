@@ -172,7 +172,7 @@ class LabelPage(Page):
         self.curve.setLabel("bottom", "labels trained on")
         self.curve.setLabel("left", "accuracy (cross-validated)")
         self.curve.setYRange(0, 1)
-        self.curve.setMinimumHeight(160)
+        self.curve.setMinimumHeight(120)
         self.curve.setToolTip(
             "Accuracy of the quick model on labels it did not train on, for growing numbers "
             "of labels: when the curve flattens, more labels stop paying. The images the "
@@ -183,11 +183,7 @@ class LabelPage(Page):
         side_layout.addLayout(buttons)
         side_layout.addWidget(self.model_label)
         side_layout.addWidget(self.curve, 1)
-        side_scroll = QScrollArea()  # a small window scrolls the panel, never crops it
-        side_scroll.setWidget(side)
-        side_scroll.setWidgetResizable(True)
-        side_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        split.addWidget(side_scroll)
+        split.addWidget(side)
         split.setSizes([620, 360])
         outer.addWidget(split, 1)
 
@@ -352,9 +348,10 @@ class LabelPage(Page):
                 probs = model.probabilities([position[str(current)]])[0]
                 self.guesses[str(current)] = self.project.classes[int(np.argmax(probs))]
         if ready:
-            self.model_label.setText(
-                "The model proposes the images it is least sure of, spread over the folder, "
-                "and guesses their class.")
+            self.model_label.setText("Next: the images the model is least sure of.")
+            self.model_label.setToolTip("A quick model on the labels so far proposes the "
+                                        "images it is least sure of, spread over the folder, "
+                                        "and guesses their class")
         else:
             self.model_label.setText(
                 f"Label {MIN_PER_CLASS} images in each of two classes: then the model "
@@ -443,8 +440,10 @@ class LabelPage(Page):
         self.keys_label.setText(
             "Keys: " + ", ".join(f"{KEYS[i]} {name}" for i, name in
                                  enumerate(self.project.classes))
-            + " · Enter accepts the guess · Backspace undoes · Space skips · + / - / 0 zoom"
-            if self.project.classes else "Add the classes above (Enter after each name).")
+            + " · Enter: the guess" if self.project.classes
+            else "Add the classes above (Enter after each name).")
+        self.keys_label.setToolTip("1-9 label, Enter accepts the model's guess, Backspace "
+                                   "undoes, Space skips, + / - / 0 zoom (scroll to pan)")
         why = self.project.ready()
         self.use_button.setEnabled(why is None)
         self.review.labels_csv = self.project.csv_path if why is None else None
