@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QKeySequence, QPixmap
@@ -324,10 +325,14 @@ class LabelPage(Page):
         classes, excluded = list(self.project.classes), set(self.project.excluded)
         labels = {k: v for k, v in labels.items() if k not in excluded}
 
+        curve_due = len(labels) < 40 or len(labels) % 10 == 0  # the curve costs 30 fits
+
         def work(token):
             model = features.model(labels, classes)
-            return (model.ready, features.suggestions(labels, classes, STRIP),
-                    model.learning_curve(), model)
+            token.check()  # a newer label came: this answer would be dropped anyway
+            rows = features.suggestions(labels, classes, STRIP)
+            token.check()
+            return model.ready, rows, model.learning_curve() if curve_due else None, model
 
         self._model_task.start(work, self._model_ready)
 
@@ -342,7 +347,6 @@ class LabelPage(Page):
             [p for p in proposed if p != current] + rest
         self.guesses = {r["path"]: r["suggested_label"] for r in rows if r["suggested_label"]}
         if ready and current is not None and str(current) not in self.guesses:
-            import numpy as np
             position = {str(p): k for k, p in enumerate(self.features.paths)}
             if str(current) in position:
                 probs = model.probabilities([position[str(current)]])[0]
@@ -357,6 +361,9 @@ class LabelPage(Page):
                 f"Label {MIN_PER_CLASS} images in each of two classes: then the model "
                 "proposes the next ones and guesses. Until then, images that cover the "
                 "folder come first.")
+        if curve is None:  # not recomputed for this label: the last one stays
+            self._show_current()
+            return
         self.curve.clear()
         if curve:
             xs, ys = [c[0] for c in curve], [c[1] for c in curve]
