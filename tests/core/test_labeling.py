@@ -151,3 +151,28 @@ def test_review_decisions_from_the_shell(shapes_folder, capsys):
     assert sorted((shapes_folder / "disc").iterdir()) == discs  # the dataset is unchanged
     assert main(["review", str(shapes_folder), "--relabel", f"{discs[2]}=triangle"]) == 2
     assert main(["review", str(shapes_folder), "--keep", "/nowhere.png"]) == 2
+
+
+def test_a_folder_of_dicom_files_is_labeled_like_any_other(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from tlstudio.core.studies.active_learning import FolderFeatures
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    names = ["CT_small.dcm", "MR_small.dcm", "693_J2KR.dcm", "MR2_J2KR.dcm",
+             "eCT_Supplemental.dcm", "emri_small.dcm"]
+    for k, name in enumerate(names):  # scanners often write no extension
+        (folder / f"IM{k:04d}").write_bytes(open(get_testdata_file(name), "rb").read())
+    project = LabelProject.for_folder(folder, ["ct", "mr"])
+    files = project.unlabeled()
+    assert len(files) == len(names)  # found by content
+    for f, name in zip(files, names, strict=True):
+        project.set_label(f, "ct" if "CT" in name or "693" in name else "mr")
+        if len(project.labels) == 4:
+            break
+    found = FolderFeatures.compute(files, "efficientnet_lite0", "cpu", window="auto")
+    assert not found.unreadable
+    rows = found.suggestions(project.labels, project.classes, n=5)
+    assert {r["path"] for r in rows} == {str(f) for f in files[4:]}  # only unlabeled ones
+    assert all(r["suggested_label"] in {"ct", "mr"} for r in rows)
