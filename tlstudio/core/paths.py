@@ -13,3 +13,17 @@ def app_data_dir() -> Path:
         return Path(home)
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "tlstudio"
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (POSIX). On Windows ``os.kill`` would end it, so
+    every process counts as alive there: leftovers are then removed by age instead."""
+    if os.name == "nt":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True

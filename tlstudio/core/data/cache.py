@@ -105,15 +105,18 @@ def decode_images(
     workers: int = 4,
     check: Callable[[], None] | None = None,
     cache: ImageCache | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[int, str]]:
     """All images as an ``(N, S, S, 3)`` uint8 array, and ``{position: reason}`` of failures.
     An entry is a file, or (file, frame) for one frame of a multi-frame DICOM.
 
     With a cache, unchanged files are read back instead of decoded. Failed positions hold
-    zeros; callers drop them. ``check`` is the trainer's stop/pause checkpoint.
+    zeros; callers drop them. ``check`` is the trainer's stop/pause checkpoint. ``out`` is
+    where the images go (e.g. a memory-mapped ``store.image_array``); by default a new array.
     """
     side = prep.prepared_size
-    out = np.zeros((len(paths), side, side, 3), dtype=np.uint8)
+    if out is None:
+        out = np.zeros((len(paths), side, side, 3), dtype=np.uint8)
     failures: dict[int, str] = {}
 
     def work(pos: int) -> tuple[int, str | None, bool]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import UserError
-from ..paths import app_data_dir
+from ..paths import app_data_dir, process_alive
 from .dataset import DatasetIndex, list_images
 
 LABELS = "labels.csv"
@@ -66,14 +66,10 @@ def _remove_stale_copies(home: Path) -> None:
     for tmp in home.glob(".*.tmp"):
         try:
             pid = int(tmp.name.rsplit(".", 2)[-2])
-            if pid != os.getpid():
-                os.kill(pid, 0)
-                continue  # alive: still writing
-        except (ValueError, IndexError, ProcessLookupError):
-            pass
-        except PermissionError:
-            continue  # alive, another user's
-        tmp.unlink(missing_ok=True)
+        except (ValueError, IndexError):
+            pid = None
+        if pid is None or pid == os.getpid() or not process_alive(pid):
+            tmp.unlink(missing_ok=True)
 
 
 def _write_durably(path: Path, text: str) -> None:

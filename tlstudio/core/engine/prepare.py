@@ -1,5 +1,10 @@
 """From a dataset index and its split to the arrays the loop trains on: each image decoded
-and resized once (read back from the cache when it already was)."""
+and resized once (read back from the cache when it already was).
+
+The images of all parts go into one array, train then validation then test, each part a
+contiguous slice of it (a view, never a copy): in memory when they fit the budget, otherwise
+memory-mapped (``data.store``), so a dataset larger than memory trains with bounded memory.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from ..data.cache import ImageCache, decode_images
 from ..data.dataset import DatasetIndex
 from ..data.preprocess import Preprocessing
 from ..data.split import Split
+from ..data.store import image_array
 from .config import TrainConfig
 from .events import Control, Event, Notice, StageProgress
 from .loop import TrainingData
@@ -44,6 +50,7 @@ def prepare_data(index: DatasetIndex, split: Split, prep: Preprocessing, config:
         workers=config.workers,
         progress=lambda d, t: emit(StageProgress("decoding images", d, t)),
         check=control.checkpoint, cache=cache,
+        out=image_array(len(order), prep.prepared_size),
     )
     if cache is not None and cache.stats.hits:
         emit(Notice(f"{cache.stats.hits} of {len(order)} images read from the cache"))
@@ -51,11 +58,16 @@ def prepare_data(index: DatasetIndex, split: Split, prep: Preprocessing, config:
         emit(Notice(f"{index.items[order[k]].key}: {reason}; skipped"))
     where = {pos: k for k, pos in enumerate(order)}
     targets = index.targets()
-    arrays, positions = {}, {}
+    arrays, positions, row = {}, {}, 0
     for name in PARTS:
         keep = [p for p in parts[name] if where[p] not in failures]
-        arrays[name] = (squares[[where[p] for p in keep]],
-                        np.array([targets[p] for p in keep], dtype=np.int64))
+        for p in keep:  # failed images closed up, in place: each part stays one slice
+            if where[p] != row:  # rows only move up: copying in order is safe
+                squares[row] = squares[where[p]]
+            row += 1
+        start = row - len(keep)
+        arrays[name] = (squares[start:row], np.array([targets[p] for p in keep],
+                                                     dtype=np.int64))
         positions[name] = keep
     if len(arrays["train"][1]) == 0 or len(arrays["val"][1]) == 0:
         raise ValueError("no readable images left for training or validation")

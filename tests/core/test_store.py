@@ -1,0 +1,51 @@
+"""Decoded images beyond the memory budget go to a memory-mapped file: the same arrays, the
+same training, nothing left on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tlstudio.core.data.dataset import scan
+from tlstudio.core.data.split import make_split
+from tlstudio.core.data.store import BUDGET_ENV, stores_dir
+from tlstudio.core.engine.config import TrainConfig
+from tlstudio.core.engine.events import Control
+from tlstudio.core.engine.prepare import prepare_data
+from tlstudio.core.models.backbones import get_spec
+from tlstudio.core.runs.training import train
+
+
+def _prepared(index, config):
+    prep = get_spec(config.backbone).preprocessing()
+    split = make_split(index, config.val_fraction, config.test_fraction, config.seed)
+    return prepare_data(index, split, prep, config, Control(), lambda e: None)
+
+
+def test_mapped_images_are_the_same_and_leave_nothing_behind(shapes_folder, monkeypatch,
+                                                             tmp_path):
+    index = scan(shapes_folder)
+    bad = index.items[3].path  # an image that stops decoding after the scan
+    config = TrainConfig(mode="linear-probe", use_cache=False).resolved()
+    bad.write_bytes(bad.read_bytes()[:60])
+    in_memory = _prepared(index, config)
+    monkeypatch.setenv(BUDGET_ENV, "0")
+    mapped = _prepared(index, config)
+    assert isinstance(mapped.data.train_images.base, np.memmap) or isinstance(
+        mapped.data.train_images, np.memmap)
+    assert not isinstance(in_memory.data.train_images, np.memmap)
+    for a, b in ((in_memory.data.train_images, mapped.data.train_images),
+                 (in_memory.data.val_images, mapped.data.val_images),
+                 (in_memory.test_images, mapped.test_images)):
+        assert a.shape == b.shape and np.array_equal(a, b)  # the failed image closed up
+    assert sum(mapped.sizes().values()) == len(index.items) - 1
+    assert not list(stores_dir().glob("*.u8"))  # unlinked as soon as it was mapped
+
+
+def test_training_from_a_mapped_store_gives_the_same_run(shapes_folder, monkeypatch,
+                                                          tmp_path):
+    config = TrainConfig(mode="linear-probe", epochs=3, use_cache=False, test_fraction=0.0)
+    first = train(config, shapes_folder, tmp_path / "memory")
+    monkeypatch.setenv(BUDGET_ENV, "0")
+    second = train(config, shapes_folder, tmp_path / "mapped")
+    assert second.metrics["val_loss"] == first.metrics["val_loss"]
+    assert second.metrics["val_accuracy"] == first.metrics["val_accuracy"]
