@@ -49,3 +49,20 @@ def test_training_from_a_mapped_store_gives_the_same_run(shapes_folder, monkeypa
     second = train(config, shapes_folder, tmp_path / "mapped")
     assert second.metrics["val_loss"] == first.metrics["val_loss"]
     assert second.metrics["val_accuracy"] == first.metrics["val_accuracy"]
+
+
+def test_frozen_layer_outputs_past_the_budget_are_kept_on_disk(shapes_folder, tmp_path):
+    """A fine-tune of the last stage whose cached activations exceed the budget spills them
+    to a mapped file instead of running the whole network: the same run, said in the log."""
+    from tlstudio.core.engine import events as ev
+
+    base = dict(mode="fine-tune", freeze="last-1", epochs=2, use_cache=False,
+                test_fraction=0.0, augmentation="none")
+    first = train(TrainConfig(**base), shapes_folder, tmp_path / "memory")
+    said = []
+    second = train(TrainConfig(**base, prefix_cache_mb=0), shapes_folder, tmp_path / "disk",
+                   [lambda e: said.append(e.message) if isinstance(e, ev.Notice) else None])
+    assert any("frozen layers computed once" in m for m in said)  # not the full network
+    assert not any("running the whole network" in m for m in said)
+    assert abs(second.metrics["val_loss"] - first.metrics["val_loss"]) < 1e-4
+    assert not list(stores_dir().glob("*.u8"))

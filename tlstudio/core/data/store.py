@@ -62,3 +62,23 @@ def _remove_orphans(folder) -> None:
                 file.unlink()
         except (ValueError, OSError):
             continue
+
+
+def mapped_floats(shape: tuple[int, ...]) -> np.ndarray | None:
+    """A float32 array of ``shape`` in a memory-mapped file (unlinked once mapped), or None
+    when the cache's disk lacks the room (with a margin of 1 GB)."""
+    import shutil
+
+    folder = stores_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(folder)
+    need = int(np.prod(shape)) * 4
+    if shutil.disk_usage(folder).free < need + 2**30:
+        return None
+    file = folder / f"{os.getpid()}-{uuid.uuid4().hex}.u8"
+    array = np.memmap(file, dtype=np.float32, mode="w+", shape=shape)
+    try:
+        os.unlink(file)
+    except OSError:
+        pass
+    return array

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data.augment import augment_batch
 from ..data.preprocess import Preprocessing
+from ..data.store import mapped_floats
 from ..models.prefix import split_frozen_prefix
 from .device import DeviceSetup
 from .events import Control, Notice, StageProgress
@@ -150,8 +151,9 @@ class CachedPrefixBatches:
 @torch.inference_mode()
 def prefix_activations(job: TrainingJob, prefix: nn.Module, images: np.ndarray, flip: bool,
                        stage: str, budget_bytes: int) -> torch.Tensor | None:
-    """Frozen-prefix outputs for every image (kept on the training device when it is a GPU);
-    None when they would not fit in ``budget_bytes``."""
+    """Frozen-prefix outputs for every image (kept on the training device when it is a GPU).
+    Past ``budget_bytes`` they go to a memory-mapped file on disk (float32, paged in by the
+    operating system); None only when the disk lacks the room too."""
     setup, batch_size = job.setup, job.config.batch_size
     prefix.eval()
     store = setup.device if setup.device.type == "cuda" else torch.device("cpu")
@@ -163,9 +165,13 @@ def prefix_activations(job: TrainingJob, prefix: nn.Module, images: np.ndarray, 
             dtype = setup.amp_dtype or torch.float32
             per_image = y[0].numel() * torch.finfo(dtype).bits // 8
             if per_image * len(images) > budget_bytes:
-                return None
-            out = torch.empty((len(images), *y.shape[1:]), dtype=dtype, device=store)
-        out[start : start + len(y)] = y.to(out.dtype)
+                mapped = mapped_floats((len(images), *y.shape[1:]))
+                if mapped is None:
+                    return None
+                out = torch.from_numpy(mapped)
+            else:
+                out = torch.empty((len(images), *y.shape[1:]), dtype=dtype, device=store)
+        out[start : start + len(y)] = y.to(device=out.device, dtype=out.dtype)
         job.emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
     return out
 
@@ -185,8 +191,8 @@ def cached_prefix(job: TrainingJob) -> tuple[nn.Module, CachedPrefixBatches] | N
         acts = prefix_activations(job, prefix, data.train_images, flip, "frozen layers, once",
                                   share)
         if acts is None:
-            job.emit(Notice("frozen-layer outputs exceed the memory budget; running the "
-                            "whole network each batch"))
+            job.emit(Notice("frozen-layer outputs exceed the memory budget and the disk's "
+                            "free space; running the whole network each batch"))
             return None
         views.append(acts)
     val = prefix_activations(job, prefix, data.val_images, False, "frozen layers, validation",
