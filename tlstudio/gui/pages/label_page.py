@@ -248,6 +248,8 @@ class LabelPage(Page):
         except LabelError as exc:
             self.status.setText(str(exc))
             return
+        for task in (self._model_task, self._view_task, self._strip_task):
+            task.cancel()  # an answer about the previous folder is never shown
         self.features, self.guesses = None, {}
         self.queue = self.project.unlabeled()
         self.folder_label.setText(f"{folder} — {len(self.queue)} to label, "
