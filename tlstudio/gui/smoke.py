@@ -43,7 +43,9 @@ def stage_imports() -> str:
     import PIL
     import pyqtgraph  # noqa: F401
     import safetensors  # noqa: F401
+    import sklearn.cluster  # noqa: F401 - the Label step's proposals (k-means spread)
     import sklearn.metrics  # noqa: F401
+    import sklearn.model_selection  # noqa: F401 - learning curve, out-of-fold review
     import timm
     import torch
     import torchvision
