@@ -180,3 +180,19 @@ def test_review_queue_keeps_relabels_and_excludes(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: window.state.index is not None
                     and window.state.index.root == project.csv_path, timeout=60_000)
     assert len(window.state.index.items) == 47  # one excluded
+
+
+def test_a_review_list_goes_when_the_data_step_opens_another_dataset(qtbot, window, tmp_path):
+    first = make_shapes_folder(tmp_path / "a", per_class=12)
+    window.data_page.load(first)
+    qtbot.waitUntil(lambda: window.state.index is not None, timeout=60_000)
+    review = window.label_page.review
+    review.on_enter()
+    review.source.setCurrentIndex(review.source.findData("data"))
+    review.find()
+    qtbot.waitUntil(lambda: review.index is not None, timeout=120_000)
+    window.data_page.load(make_shapes_folder(tmp_path / "b", per_class=12, seed=1))
+    qtbot.waitUntil(lambda: window.state.index is not None
+                    and window.state.index.root == tmp_path / "b", timeout=60_000)
+    assert review.index is None and review.table.rowCount() == 0
+    assert "changed" in review.status.text()

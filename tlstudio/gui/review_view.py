@@ -42,6 +42,7 @@ class ReviewView(QWidget):
         self.index = None  # the dataset reviewed
         self.project: LabelProject | None = None
         self.rows: list = []
+        self.reviewed: str | None = None  # "data" or "labels": what the list is about
         self._task = LatestTask(self)
         self._preview = LatestTask(self)
 
@@ -107,6 +108,19 @@ class ReviewView(QWidget):
         actions.addWidget(self.use_button)
         layout.addLayout(actions)
         self._enable()
+        state.dataset_changed.connect(self._dataset_changed)
+
+    def _dataset_changed(self) -> None:
+        """A list about a dataset the Data step no longer holds goes (its decisions stay
+        remembered); a review running for it is dropped."""
+        if self.index is not None and self.reviewed == "data" \
+                and self.index is not self.state.index:
+            self._task.cancel()
+            self.index, self.rows = None, []
+            self.table.setRowCount(0)
+            self.find_button.setEnabled(True)
+            self.status.setText("The dataset on the Data step changed: find again.")
+            self._enable()
 
     # --- what to review -----------------------------------------------------------------
     def on_enter(self) -> None:
@@ -127,6 +141,7 @@ class ReviewView(QWidget):
 
     def find(self) -> None:
         which = self.source.currentData()
+        self.reviewed = which
         labels_csv, index = self.labels_csv, self.state.index
         backbone, window = self.state.spec.name, self.state.window
         self.index, self.rows = None, []  # a new review: the old list goes

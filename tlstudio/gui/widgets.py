@@ -53,6 +53,16 @@ class DropZone(QFrame):
             self.dropped.emit(paths)
 
 
+def add_window_choices(combo) -> None:
+    """The windows a DICOM / 16-bit image can be shown through (item data: the window)."""
+    from ..pixels import PRESETS
+
+    combo.addItem("stored in each file", "file")
+    combo.addItem("automatic (0.5–99.5 %)", "auto")
+    for name, (centre, width) in PRESETS.items():
+        combo.addItem(f"CT {name} ({centre:g}, {width:g} HU)", name)
+
+
 def thumbnail(path: str | Path, side: int = 96, window: str = "file",
               frame: int | None = None) -> QImage:
     """A square-ish thumbnail, read with the engine's reader (any format, EXIF upright,

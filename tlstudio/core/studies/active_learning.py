@@ -195,9 +195,10 @@ class FolderFeatures:
         return LabelModel(self.features, labeled, len(classes), seed)
 
     def suggestions(self, labels: dict[str, str], classes: list[str], n: int = 10,
-                    seed: int = 0) -> list[dict]:
-        """The next images to label, best first: ``path``, ``score``, ``suggested_label``."""
-        model = self.model(labels, classes, seed)
+                    seed: int = 0, model: LabelModel | None = None) -> list[dict]:
+        """The next images to label, best first: ``path``, ``score``, ``suggested_label``
+        (``model``: the probe already fitted on these labels, else fitted here)."""
+        model = model or self.model(labels, classes, seed)
         return [{"path": str(self.paths[s.position]), "score": round(s.score, 4),
                  "suggested_label": None if s.suggested is None else classes[s.suggested]}
                 for s in model.suggest(n)]

@@ -29,9 +29,9 @@ from ...core.data.dataset import DatasetError, scan
 from ...core.data.images import ImageReadError
 from ...core.data.samples import sample_dataset
 from ...core.data.split import make_split
-from ...pixels import PRESETS, parse_image_key
+from ...pixels import parse_image_key
 from ..state import settings
-from ..widgets import DropZone, hint, image_facts, thumbnail, title
+from ..widgets import DropZone, add_window_choices, hint, image_facts, thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
 
@@ -188,10 +188,7 @@ class DataPage(Page):
                          "to white")
         row.addWidget(label)
         self.window_combo = QComboBox()
-        self.window_combo.addItem("stored in each file", "file")
-        self.window_combo.addItem("automatic (0.5–99.5 %)", "auto")
-        for name, (centre, width) in PRESETS.items():
-            self.window_combo.addItem(f"CT {name} ({centre:g}, {width:g} HU)", name)
+        add_window_choices(self.window_combo)
         self.window_combo.addItem("CT brain + subdural + bone (3 channels)",
                                   "brain+subdural+bone")
         self.window_combo.addItem("custom centre / width", "custom")

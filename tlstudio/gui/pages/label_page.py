@@ -37,10 +37,9 @@ from PySide6.QtWidgets import (
 
 from ...core.data.labels import KEYS, LabelError, LabelProject
 from ...core.studies.active_learning import MIN_PER_CLASS, FolderFeatures
-from ...pixels import PRESETS
 from ..review_view import ReviewView
 from ..state import settings
-from ..widgets import hint, thumbnail, title
+from ..widgets import add_window_choices, hint, thumbnail, title
 from ..workers import LatestTask
 from .base import Page
 
@@ -86,10 +85,7 @@ class LabelPage(Page):
         top.addWidget(self.folder_label, 1)
         top.addWidget(QLabel("Window:"))
         self.window_combo = QComboBox()
-        self.window_combo.addItem("stored in each file", "file")
-        self.window_combo.addItem("automatic (0.5–99.5 %)", "auto")
-        for name, (centre, width) in PRESETS.items():
-            self.window_combo.addItem(f"CT {name} ({centre:g}, {width:g} HU)", name)
+        add_window_choices(self.window_combo)
         self.window_combo.setToolTip("For DICOM and 16-bit images: which range of values "
                                      "becomes black to white while you label")
         self.window_combo.activated.connect(lambda _i: self._show_current())
@@ -332,7 +328,7 @@ class LabelPage(Page):
         def work(token):
             model = features.model(labels, classes)
             token.check()  # a newer label came: this answer would be dropped anyway
-            rows = features.suggestions(labels, classes, STRIP)
+            rows = features.suggestions(labels, classes, STRIP, model=model)
             token.check()
             return model.ready, rows, model.learning_curve() if curve_due else None, model
 
