@@ -16,15 +16,18 @@ from ..evaluation.held_out import Decision, held_out
 from ..evaluation.metrics import evaluate
 from . import familiarity
 
+SCORING = "scoring the best epoch on validation and test"
 
 def write_results(record, job, session, fit, index, prepared) -> dict:
     """Score the job's model (holding its best checkpoint) on validation and test, fit the
     out-of-distribution warning, write predictions.csv and metrics.json; returns metrics."""
     model, config, prep, setup, emit = job.model, job.config, job.prep, job.setup, job.emit
+    emit(StageProgress(SCORING, 0, 1))  # after a Stop too: the user sees what is left to do
     _, _, probs = session.validate()
     test_probs, test_features = (
         predict_with_features(model, prepared.test_images, prep, setup, config.batch_size)
         if len(prepared.test_targets) else (None, None))
+    emit(StageProgress(SCORING, 1, 1))
     emit(StageProgress("fitting the out-of-distribution warning", 0, 1))
     _, val_features = predict_with_features(model, prepared.data.val_images, prep, setup,
                                             config.batch_size)
