@@ -138,6 +138,18 @@ _SETTING_FLAGS = ("data", "out", "backbone", "epochs", "lr", "weights", "init_fr
 
 
 def cmd_train(args) -> int:
+    from ..core.engine.distributed import launched, leave
+
+    if launched() and args.folds is not None:
+        raise UserError("--folds is not available under torchrun: run cross-validation as "
+                        "one process (tlstudio train --folds K ...)")
+    try:
+        return _train(args)
+    finally:
+        leave()  # the processes of a torchrun launch part once the run is written
+
+
+def _train(args) -> int:
     from ..core.runs.training import resume, train
 
     if args.resume:
@@ -225,6 +237,8 @@ class StopOnSignal:
 
 
 def _report_training(result, stopper: StopOnSignal) -> int:
+    if getattr(result, "secondary", False):  # torchrun: rank 0 reports the run
+        return EXIT_STOPPED if result.cancelled else 0
     resume_hint = f"continue with: tlstudio train --resume {result.run_dir}"
     if result.cancelled and not result.metrics:
         if result.run_dir.exists():

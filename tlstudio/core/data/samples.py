@@ -41,7 +41,7 @@ def sample_dataset(per_class: int = SAMPLE_PER_CLASS) -> Path:
     if not target.exists() or not _lists_images_in(target, folder):
         rows = ["path,label"] + [f"{f},{label}" for f, label in sample_files(folder, per_class)]
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".tmp")
+        tmp = target.with_name(f"{target.stem}.{os.getpid()}.tmp")  # processes of a torchrun
         tmp.write_text("\n".join(rows) + "\n", encoding="utf-8")
         os.replace(tmp, target)
     return target

@@ -14,6 +14,8 @@ gives the same run, and a resumed run continues the same sequence.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import nn
@@ -23,6 +25,7 @@ from ..data.preprocess import Preprocessing
 from ..data.store import mapped_floats
 from ..models.prefix import split_frozen_prefix
 from .device import DeviceSetup
+from .distributed import SINGLE, World, agree, gather_rows, in_shares, sum_values
 from .events import Control, Notice, StageProgress
 from .inference import autocast, eval_inputs, predict_squares
 from .loop import TrainingJob
@@ -40,11 +43,12 @@ class FeatureBatches:
     """Batches of precomputed features (all views) with their targets, on the device."""
 
     def __init__(self, features: torch.Tensor, targets: torch.Tensor, val: torch.Tensor,
-                 batch_size: int, seed: int):
+                 batch_size: int, seed: int, world: World = SINGLE):
         self.features, self.targets, self.val = features, targets, val
-        self.batch_size = batch_size
+        self.world, self.batch_size = world, world.batch_size(batch_size)
         self.order = _generator(seed)
-        self.steps = max(1, -(-len(targets) // batch_size))  # every sample, every epoch
+        share = len(world.shard(torch.arange(len(targets))))
+        self.steps = max(1, -(-share // self.batch_size))  # every sample, every epoch
 
     def __len__(self) -> int:
         return self.steps
@@ -53,7 +57,8 @@ class FeatureBatches:
         return {"order": self.order}
 
     def __iter__(self):
-        order = torch.randperm(len(self.targets), generator=self.order).to(self.features.device)
+        order = torch.randperm(len(self.targets), generator=self.order)
+        order = self.world.shard(order).to(self.features.device)
         for b in range(self.steps):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             yield self.features[idx], self.targets[idx]
@@ -62,7 +67,7 @@ class FeatureBatches:
     def validate(self, head: nn.Module, control: Control) -> np.ndarray:
         control.checkpoint()
         head.eval()
-        return head(self.val).float().softmax(1).cpu().numpy()
+        return head(self.val).float().softmax(1).cpu().numpy()  # small: every process
 
 
 class ImageBatches:
@@ -76,10 +81,14 @@ class ImageBatches:
                  prep: Preprocessing, setup: DeviceSetup, preset: str, batch_size: int,
                  seed: int):
         self.images, self.targets, self.val_images = images, targets, val_images
-        self.prep, self.setup, self.preset, self.batch_size = prep, setup, preset, batch_size
+        self.prep, self.setup, self.preset = prep, setup, preset
+        self.world, self.batch_size = setup.world, setup.world.batch_size(batch_size)
         self.order = _generator(seed)
+        # the same on every process (the same draws, on different images): one state to
+        # save and resume
         self.augment = _generator(seed + 1, setup.device)
-        self.steps = _drop_ragged(len(images), batch_size)
+        share = len(self.world.shard(torch.arange(len(images))))
+        self.steps = _drop_ragged(share, self.batch_size)
 
     def __len__(self) -> int:
         return self.steps
@@ -88,7 +97,7 @@ class ImageBatches:
         return {"order": self.order, "augment": self.augment}
 
     def __iter__(self):
-        order = torch.randperm(len(self.images), generator=self.order).numpy()
+        order = self.world.shard(torch.randperm(len(self.images), generator=self.order)).numpy()
         cuda = self.setup.device.type == "cuda"
         for b in range(self.steps):
             idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
@@ -102,8 +111,12 @@ class ImageBatches:
                 self.setup.device, non_blocking=True)
 
     def validate(self, model: nn.Module, control: Control) -> np.ndarray:
-        return predict_squares(model, self.val_images, self.prep, self.setup, self.batch_size,
-                               control)
+        def share(start: int, stop: int) -> torch.Tensor:
+            return torch.from_numpy(predict_squares(
+                model, self.val_images[start:stop], self.prep, self.setup, self.batch_size,
+                control))
+
+        return in_shares(self.world, len(self.val_images), share).numpy()
 
 
 class CachedPrefixBatches:
@@ -113,9 +126,10 @@ class CachedPrefixBatches:
                  setup: DeviceSetup, batch_size: int, seed: int):
         self.views, self.val, self.setup = views, val, setup
         self.targets = torch.from_numpy(targets)
-        self.batch_size = batch_size
+        self.world, self.batch_size = setup.world, setup.world.batch_size(batch_size)
         self.order = _generator(seed)
-        self.steps = _drop_ragged(len(targets), batch_size)
+        share = len(self.world.shard(torch.arange(len(targets))))
+        self.steps = _drop_ragged(share, self.batch_size)
 
     def __len__(self) -> int:
         return self.steps
@@ -127,6 +141,7 @@ class CachedPrefixBatches:
         n = len(self.targets)
         order = torch.randperm(n, generator=self.order)
         which = torch.randint(len(self.views), (n,), generator=self.order)
+        order = self.world.shard(order)
         for b in range(self.steps):
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             view = which[idx]
@@ -139,38 +154,65 @@ class CachedPrefixBatches:
     @torch.inference_mode()
     def validate(self, suffix: nn.Module, control: Control) -> np.ndarray:
         suffix.eval()
-        out = []
-        for start in range(0, len(self.val), self.batch_size):
-            control.checkpoint()
-            x = self.val[start : start + self.batch_size].to(self.setup.device)
-            with autocast(self.setup):
-                out.append(suffix(x).float().softmax(dim=1).cpu())
-        return torch.cat(out).numpy()
+
+        def share(first: int, stop: int) -> torch.Tensor:
+            out = []
+            for start in range(first, stop, self.batch_size):
+                control.checkpoint()
+                x = self.val[start : min(stop, start + self.batch_size)].to(self.setup.device)
+                with autocast(self.setup):
+                    out.append(suffix(x).float().softmax(dim=1).cpu())
+            return torch.cat(out)
+
+        return in_shares(self.world, len(self.val), share).numpy()
 
 
-@torch.inference_mode()
 def prefix_activations(job: TrainingJob, prefix: nn.Module, images: np.ndarray, flip: bool,
                        stage: str, budget_bytes: int) -> torch.Tensor | None:
     """Frozen-prefix outputs for every image (kept on the training device when it is a GPU).
     Past ``budget_bytes`` they go to a memory-mapped file on disk (float32, paged in by the
-    operating system); None only when the disk lacks the room too."""
+    operating system); None only when the disk lacks the room too. Under torchrun each
+    process computes its share and all gather the whole."""
+    world = job.setup.world
+    if not world.many:
+        return _activations(job, prefix, images, flip, stage, budget_bytes)
+    start, stop = world.rows(len(images))
+    mine = (_activations(job, prefix, images[start:stop], flip, stage, budget_bytes)
+            if stop > start else None)
+    if sum_values(world, [float(mine is None and stop > start)])[0]:
+        return None  # one of the processes lacks the room: every one falls back alike
+    shape, dtype = agree(world, (tuple(mine.shape[1:]), mine.dtype) if world.main else None)
+    out = _allocate(job.setup, (len(images), *shape), dtype, budget_bytes)
+    if sum_values(world, [float(out is None)])[0]:
+        return None
+    return gather_rows(world, mine, len(images), out)
+
+
+def _allocate(setup: DeviceSetup, shape: tuple, dtype: torch.dtype,
+              budget_bytes: int) -> torch.Tensor | None:
+    """Room for activations: in memory (on the GPU when training there) within the budget,
+    else a memory-mapped float32 file; None when the disk lacks the room too."""
+    if math.prod(shape) * torch.finfo(dtype).bits // 8 > budget_bytes:
+        mapped = mapped_floats(shape)
+        return None if mapped is None else torch.from_numpy(mapped)
+    store = setup.device if setup.device.type == "cuda" else torch.device("cpu")
+    return torch.empty(shape, dtype=dtype, device=store)
+
+
+@torch.inference_mode()
+def _activations(job: TrainingJob, prefix: nn.Module, images: np.ndarray, flip: bool,
+                 stage: str, budget_bytes: int) -> torch.Tensor | None:
     setup, batch_size = job.setup, job.config.batch_size
     prefix.eval()
-    store = setup.device if setup.device.type == "cuda" else torch.device("cpu")
     out: torch.Tensor | None = None
     for start, x in eval_inputs(images, job.prep, setup, batch_size, job.control, flip):
         with autocast(setup):
             y = prefix(x)
         if out is None:
-            dtype = setup.amp_dtype or torch.float32
-            per_image = y[0].numel() * torch.finfo(dtype).bits // 8
-            if per_image * len(images) > budget_bytes:
-                mapped = mapped_floats((len(images), *y.shape[1:]))
-                if mapped is None:
-                    return None
-                out = torch.from_numpy(mapped)
-            else:
-                out = torch.empty((len(images), *y.shape[1:]), dtype=dtype, device=store)
+            out = _allocate(setup, (len(images), *y.shape[1:]), setup.amp_dtype or torch.float32,
+                            budget_bytes)
+            if out is None:
+                return None
         out[start : start + len(y)] = y.to(device=out.device, dtype=out.dtype)
         job.emit(StageProgress(stage, min(start + batch_size, len(images)), len(images)))
     return out

@@ -33,6 +33,9 @@ class TrainConfig:
     # fine-tune preset: head | last-N | full; None: last-1, or in the Recommended mode the
     # stages the stage-shift gauge picks
     freeze: str | None = None
+    # Recommended: train the head on frozen features before fine-tuning (LP-FT); False: from
+    # a fresh head, as when the gauge finds the images far from pretraining; None: it decides
+    probe_first: bool | None = None
     frozen_paths: list[str] | None = None  # explicit frozen module paths (the layer tree)
     trainable_paths: list[str] | None = None  # or: everything frozen except these paths
     epochs: int | None = None

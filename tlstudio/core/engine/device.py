@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import UserError
+from .distributed import SINGLE, World, current
 
 
 class DeviceError(UserError):
@@ -17,6 +18,7 @@ class DeviceError(UserError):
 class DeviceSetup:
     device: torch.device
     amp_dtype: torch.dtype | None  # None: full float32
+    world: World = SINGLE  # the processes of a torchrun launch sharing this training
 
     @property
     def description(self) -> str:
@@ -30,7 +32,11 @@ class DeviceSetup:
 
 
 def pick_device(requested: str = "auto", amp: bool = True) -> DeviceSetup:
-    """cuda > mps > cpu for ``auto``; AMP in bf16 where the GPU supports it, else fp16."""
+    """cuda > mps > cpu for ``auto``; AMP in bf16 where the GPU supports it, else fp16.
+    Under torchrun each process takes the GPU of its local rank."""
+    world = current()
+    if world.many and requested in ("auto", "cuda") and torch.cuda.is_available():
+        requested = f"cuda:{world.local_rank}"
     if requested == "auto":
         if torch.cuda.is_available():
             requested = "cuda"
@@ -61,7 +67,7 @@ def pick_device(requested: str = "auto", amp: bool = True) -> DeviceSetup:
     amp_dtype = None
     if amp and device.type == "cuda":
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return DeviceSetup(device, amp_dtype)
+    return DeviceSetup(device, amp_dtype, world)
 
 
 def available_devices() -> str:

@@ -26,6 +26,7 @@ from ..models.layers import set_train_mode
 from .callbacks import BestScore, Callback, EpochResult
 from .config import TrainConfig
 from .device import DeviceSetup
+from .distributed import sum_values
 from .events import Cancelled, Control, Event
 from .inference import autocast
 from .state import (
@@ -161,6 +162,9 @@ class TrainingSession:
     loss_fn: nn.Module
     callbacks: list[Callback] = field(default_factory=list)
     evaluate_start: bool = False  # the starting point counts as epoch 0 (warm starts)
+    # ``net`` as the training step calls it: under torchrun wrapped to average gradients
+    # across processes (validation calls ``net`` itself)
+    train_net: nn.Module | None = None
     epoch: int = 0  # last completed epoch
     stop_early: bool = False
 
@@ -262,7 +266,7 @@ def train_one_epoch(session: TrainingSession, epoch: int) -> float:
     for b, (x, y) in enumerate(s.batches, 1):
         s.control.checkpoint()
         with autocast(s.setup):
-            loss = s.loss_fn(s.net(x), y)
+            loss = s.loss_fn((s.train_net or s.net)(x), y)
         s.optimizer.zero_grad(set_to_none=True)
         if s.scaler is not None:
             s.scaler.scale(loss).backward()
@@ -276,4 +280,5 @@ def train_one_epoch(session: TrainingSession, epoch: int) -> float:
         seen += len(y)
         for cb in s.callbacks:
             cb.on_batch_end(s, epoch, b, steps, loss, seen)
-    return total.item() / max(1, seen)
+    total, seen = sum_values(s.setup.world, [total.item(), seen])  # every process's share
+    return total / max(1, seen)

@@ -21,6 +21,7 @@ from torch import nn
 
 from .batches import FeatureBatches, ImageBatches, cached_prefix
 from .callbacks import Callback
+from .distributed import in_shares
 from .inference import extract_features
 from .loop import (
     TrainingJob,
@@ -39,8 +40,12 @@ def _probe_source(job: TrainingJob):
     model, data, config, setup = job.model, job.data, job.config, job.setup
 
     def features(images, flip: bool, stage: str) -> torch.Tensor:
-        return extract_features(model, images, job.prep, setup, config.batch_size,
-                                job.control, job.emit, flip=flip, stage=stage)
+        def share(start: int, stop: int) -> torch.Tensor:  # under torchrun: this process's
+            return extract_features(model, images[start:stop], job.prep, setup,
+                                    config.batch_size, job.control, job.emit, flip=flip,
+                                    stage=stage)
+
+        return in_shares(setup.world, len(images), share)
 
     views = [False, True] if config.augmentation != "none" else [False]
     train = torch.cat([features(data.train_images, flip,
@@ -53,7 +58,7 @@ def _probe_source(job: TrainingJob):
         p.requires_grad_(False)
     for p in head.parameters():
         p.requires_grad_(True)
-    batches = FeatureBatches(train, targets, val, config.batch_size, config.seed)
+    batches = FeatureBatches(train, targets, val, config.batch_size, config.seed, setup.world)
     # the head trains on float32 features in full precision, whatever the device
     return head, batches, replace(setup, amp_dtype=None)
 
@@ -67,6 +72,17 @@ def _fine_tune_source(job: TrainingJob):
     return job.model, ImageBatches(data.train_images, data.train_targets, data.val_images,
                                    job.prep, job.setup, config.augmentation, config.batch_size,
                                    config.seed), job.setup
+
+
+def _shared(net: nn.Module, setup) -> nn.Module:
+    """Under torchrun, the trained part wrapped so every step averages the gradients of all
+    processes (their parameters start equal: rank 0's are sent to the others)."""
+    if not setup.world.many:
+        return net
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [setup.device.index] if setup.device.type == "cuda" else None
+    return DistributedDataParallel(net, device_ids=ids)
 
 
 def build_session(job: TrainingJob, callbacks: list[Callback], evaluate_start: bool = False,
@@ -85,7 +101,8 @@ def build_session(job: TrainingJob, callbacks: list[Callback], evaluate_start: b
     optimizer = make_optimizer(trainable, config, lr_factors)
     scaler = (torch.amp.GradScaler("cuda") if loop_setup.amp_dtype == torch.float16 else None)
     return TrainingSession(
-        model=model, net=net, batches=batches, val_targets=job.data.val_targets,
+        model=model, net=net, train_net=_shared(net, setup), batches=batches,
+        val_targets=job.data.val_targets,
         setup=loop_setup, control=job.control, epochs=config.epochs, optimizer=optimizer,
         scheduler=make_scheduler(optimizer, config, len(batches)), scaler=scaler,
         loss_fn=nn.CrossEntropyLoss(weight=weights, label_smoothing=config.label_smoothing),

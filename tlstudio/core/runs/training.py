@@ -11,6 +11,7 @@ continued with :func:`resume` from its own files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
@@ -32,6 +33,7 @@ from ..data.split import Split, make_split, split_from_paths
 from ..engine.callbacks import BestScore, EarlyStopping, ProgressEvents
 from ..engine.config import TrainConfig
 from ..engine.device import pick_device
+from ..engine.distributed import SINGLE, World, agree, current, join, local_first
 from ..engine.events import (
     Cancelled,
     Control,
@@ -80,10 +82,13 @@ class TrainResult:
     cancelled: bool = False
     stopped_early: bool = False
     epochs_run: int = 0
+    # one of the other processes of a torchrun launch: rank 0 writes and reports the run
+    secondary: bool = False
 
 
-def _fan_out(listeners: Iterable[Listener]):
-    listeners = list(listeners)
+def _fan_out(listeners: Iterable[Listener], world: World = SINGLE):
+    """One call to every listener; none under torchrun but in rank 0 (one printed log)."""
+    listeners = list(listeners) if world.main else []
 
     def emit(event: Event) -> None:
         for listener in listeners:
@@ -132,13 +137,18 @@ def train(
     split: Split | None = None,
 ) -> TrainResult:
     """Train into a new run folder. ``split`` (positions into the dataset's items) replaces
-    the seeded split. Emits ``Failed`` and raises on errors."""
-    emit, control, out_dir = _fan_out(listeners), control or Control(), Path(out_dir)
+    the seeded split. Emits ``Failed`` and raises on errors. Under torchrun every process
+    calls it alike; only rank 0 writes the folder."""
+    world = join(config.device)
+    emit, control, out_dir = _fan_out(listeners, world), control or Control(), Path(out_dir)
 
     def work() -> TrainResult:
         resolved = config.resolved()
         get_spec(resolved.backbone)  # an unknown name fails before any slow work
         pick_device(resolved.device, resolved.amp)
+        if not world.main:  # checks the folder rank 0 is about to create: rank 0's alone
+            _check_paths(resolved)
+            return _train_new(resolved, dataset, out_dir, emit, control, split)
         _check_new_out_dir(out_dir, dataset)
         _check_paths(resolved)
         try:
@@ -163,17 +173,22 @@ def train(
 def resume(run_dir: str | Path, listeners: Iterable[Listener] = (),
            control: Control | None = None, device: str | None = None) -> TrainResult:
     """Continue a stopped, interrupted or killed run from its own files, after its last
-    completed epoch; it ends with the files of an uninterrupted run."""
-    emit, control, run_dir = _fan_out(listeners), control or Control(), Path(run_dir)
+    completed epoch; it ends with the files of an uninterrupted run. Under torchrun every
+    process reads the run's files (on a folder they all see); only rank 0 writes."""
+    run_dir = Path(run_dir)
+    world = join(device or _saved_device(run_dir))
+    emit, control = _fan_out(listeners, world), control or Control()
 
     def work() -> TrainResult:
         saved = read_config(run_dir)
-        status = summarize(run_dir).status
-        if status == "running":
-            RunLock(run_dir).acquire()  # raises RunBusy, naming the process
-        if status == "finished":
-            raise TrainingError(f"'{run_dir}' already finished; there is nothing to resume")
-        with RunLock(run_dir):
+        if world.main:
+            status = summarize(run_dir).status
+            if status == "running":
+                RunLock(run_dir).acquire()  # raises RunBusy, naming the process
+            if status == "finished":
+                raise TrainingError(f"'{run_dir}' already finished; there is nothing to "
+                                    "resume")
+        with RunLock(run_dir) if world.main else contextlib.nullcontext():
             config = TrainConfig.from_dict(saved["train"])
             if device is not None:
                 config.device = device
@@ -195,6 +210,13 @@ def resume(run_dir: str | Path, listeners: Iterable[Listener] = (),
                                    fresh=False)
 
     return _guarded(work, run_dir, emit)
+
+
+def _saved_device(run_dir: Path) -> str:
+    try:
+        return str(read_config(run_dir)["train"]["device"])
+    except Exception:  # noqa: BLE001 - resume itself says what is wrong with the folder
+        return "auto"
 
 
 def _holds_a_run(out_dir: Path) -> str:
@@ -256,9 +278,11 @@ def _freeze_plan(model, config: TrainConfig) -> FreezePlan:
 
 
 def _scan(dataset, config: TrainConfig, prep, emit) -> DatasetIndex:
-    """Scanning decodes each image once and leaves it in the cache for training."""
-    return scan(dataset, progress=lambda d, t: emit(StageProgress("scanning", d, t)),
-                workers=config.workers, prep=prep, cache=image_cache(config))
+    """Scanning decodes each image once and leaves it in the cache for training (under
+    torchrun the first process of each machine fills it, then the others read it)."""
+    with local_first(current()):
+        return scan(dataset, progress=lambda d, t: emit(StageProgress("scanning", d, t)),
+                    workers=config.workers, prep=prep, cache=image_cache(config))
 
 
 def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
@@ -294,46 +318,56 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
             _start_from_run(model, config.init_from, spec.name, index.classes)
     emit(StageProgress("loading backbone", 1, 1))
     setup = pick_device(config.device, config.amp)
+    world = setup.world
     if setup.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick kernels
-    record = RunRecord(out_dir)
-    if fresh:  # first, so a run stopped while decoding is one resume accepts
+    record = RunRecord(out_dir) if world.main else None  # only rank 0 touches the folder
+    if fresh and world.main:  # first, so a run stopped while decoding is one resume accepts
         _write_config(record, config, spec, index, split, prep, _freeze_plan(model, config),
                       model, setup)
     prepared = prepare_data(index, split, prep, config, control, emit)
     choose = config.mode == "recommended" and state is None  # not chosen yet, or again
-    if choose:
-        config = recommended.choose(config, model, prepared, prep, setup, emit)
+    if choose:  # rank 0's choice for every process (GPUs may round a gauge differently)
+        config = agree(world, recommended.choose(config, model, prepared, prep, setup, emit))
     plan = _freeze_plan(model, config)
     apply_freeze_plan(model, plan)
     emit(Notice(f"training on {setup.description}; {plan.summary()}"))
-    if choose:  # what was chosen, recorded before any epoch
+    if choose and world.main:  # what was chosen, recorded before any epoch
         _write_config(record, config, spec, index, split, prep, plan, model, setup)
-    recorder = RunRecorder(record)
+    recorder = [RunRecorder(record)] if world.main else []  # rank 0 writes the run
     job = TrainingJob(model, prepared.data, prep, config, setup, control, emit)
     lp_ft = config.mode == "recommended"
-    if lp_ft and state is None and not probe_first(job):
+    probed = lp_ft and config.probe_first is not False
+    if probed and state is None and not probe_first(job):
         emit(Finished(str(out_dir), {}, cancelled=True))
-        return TrainResult(out_dir, {}, index, cancelled=True)
+        return TrainResult(out_dir, {}, index, cancelled=True, secondary=not world.main)
     session = build_session(
-        job, [BestScore(), EarlyStopping(config.patience, emit), History(), recorder,
-              ProgressEvents(emit)], evaluate_start=bool(config.init_from) or lp_ft,
+        job, [BestScore(), EarlyStopping(config.patience, emit), History(), *recorder,
+              ProgressEvents(emit)], evaluate_start=bool(config.init_from) or probed,
         lr_factors=stage_factors(model, stages(model)) if lp_ft else None)
     if state is not None:
-        recorder.repair(*state)
+        if world.main:
+            recorder[0].repair(*state)
         session.load_state(*state)
     if state is not None and state[1]["finished"]:  # killed while writing the results
         fit = FitResult(session.best_epoch, session.epoch, session.stop_early)
     else:
         fit = session.fit()
+    compare = not fit.cancelled and auto_compare(config, len(index.items), setup.device.type)
+    if not world.main:  # the comparison from scratch is trained by every process too
+        if compare:
+            compare_with_scratch(config, index, split, out_dir, emit, control)
+        return TrainResult(out_dir, {}, index, cancelled=fit.cancelled, secondary=True,
+                           stopped_early=fit.stopped_early, epochs_run=fit.epochs_run)
     if not (out_dir / WEIGHTS).exists():
         emit(Finished(str(out_dir), {}, cancelled=True))
         return TrainResult(out_dir, {}, index, cancelled=True)
 
     model.load_state_dict(load_file(str(out_dir / WEIGHTS)))
     session.control = Control()  # the results are written even after a stop
+    session.batches.world = SINGLE  # scored by rank 0 alone
     result = write_results(record, job, session, fit, index, prepared)
-    if not fit.cancelled and auto_compare(config, len(index.items), setup.device.type):
+    if compare:
         transfer = compare_with_scratch(config, index, split, out_dir, emit, control)
         if transfer is not None:
             result["transfer"] = transfer

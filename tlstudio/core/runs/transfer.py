@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.config import MODE_DEFAULTS, TrainConfig
+from ..engine.distributed import agree, current
 from ..engine.events import EpochDone, Notice, StageProgress
 from ..evaluation.uncertainty import Resampler, interval
 from .history import read_predictions
@@ -96,13 +97,16 @@ def compare_with_scratch(config, index, split, out_dir, emit, control) -> dict |
         elif isinstance(event, StageProgress):
             emit(StageProgress(f"from scratch: {event.stage}", event.done, event.total))
 
+    world = current()  # under torchrun every process trains the baseline; rank 0 compares
     try:
-        if (scratch_dir / METRICS).is_file():
-            pass  # done before this process was killed: reused
-        elif (scratch_dir / CONFIG).is_file():
+        step = agree(world, "reuse" if (scratch_dir / METRICS).is_file() else
+                     "resume" if (scratch_dir / CONFIG).is_file() else "train")
+        if step == "resume":  # "reuse": done before this process was killed
             resume(scratch_dir, [relay], control)
-        else:
+        elif step == "train":
             train(scratch, index, scratch_dir, [relay], control, split=split)
+        if not world.main:
+            return None
         if not (scratch_dir / METRICS).is_file() or _cancelled(scratch_dir):
             emit(Notice("the comparison with training from scratch was stopped; the run's "
                         "own results are complete"))
