@@ -25,10 +25,12 @@ class DeviceSetup:
         if self.device.type == "cuda":
             name = torch.cuda.get_device_name(self.device)
             amp = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(self.amp_dtype, "fp32")
-            return f"GPU {name} ({amp})"
-        if self.device.type == "mps":
-            return "Apple GPU (MPS)"
-        return f"CPU ({torch.get_num_threads()} threads)"
+            one = f"GPU {name} ({amp})"
+        elif self.device.type == "mps":
+            one = "Apple GPU (MPS)"
+        else:
+            one = f"CPU ({torch.get_num_threads()} threads)"
+        return one if not self.world.many else f"{self.world.size} processes, each on {one}"
 
 
 def pick_device(requested: str = "auto", amp: bool = True) -> DeviceSetup:

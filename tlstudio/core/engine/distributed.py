@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .events import Cancelled, Control
+
 # scanning tens of thousands of images happens between two meetings of the processes
 MEETING_TIMEOUT = _dt.timedelta(hours=2)
 GATHER_ROWS = 256  # rows per rank and round when gathering into a preallocated array
@@ -73,6 +75,37 @@ class World:
 
 
 SINGLE = World()
+
+
+class AgreedControl(Control):
+    """Stop and pause for one process of several: a stop asked of any of them (Ctrl-C or
+    SIGTERM reach each) is acted on by all at the same training step, so none waits for
+    the others in a gathering they will never join. Between inference batches (shares of
+    different lengths) nothing stops; pausing is not offered."""
+
+    def __init__(self, control: Control, world: World):
+        super().__init__()
+        self.control, self.world = control, world
+
+    def stop(self) -> None:
+        self.control.stop()
+
+    @property
+    def stopped(self) -> bool:
+        return self.control.stopped
+
+    def checkpoint(self) -> None:
+        pass
+
+    def step(self) -> None:
+        if sum_values(self.world, [float(self.control.stopped)])[0]:
+            raise Cancelled()
+
+
+def shared_control(control: Control, world: World) -> Control:
+    if not world.many or isinstance(control, AgreedControl):
+        return control
+    return AgreedControl(control, world)
 
 
 def launched() -> bool:

@@ -108,3 +108,8 @@ class Control:
         self._running.wait()
         if self._stop.is_set():
             raise Cancelled()
+
+    def step(self) -> None:
+        """The checkpoint before each training step (where processes sharing a training
+        agree: ``distributed.AgreedControl``)."""
+        self.checkpoint()

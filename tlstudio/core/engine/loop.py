@@ -264,7 +264,7 @@ def train_one_epoch(session: TrainingSession, epoch: int) -> float:
     total = torch.zeros((), device=s.setup.device)
     seen, steps = 0, len(s.batches)
     for b, (x, y) in enumerate(s.batches, 1):
-        s.control.checkpoint()
+        s.control.step()
         with autocast(s.setup):
             loss = s.loss_fn((s.train_net or s.net)(x), y)
         s.optimizer.zero_grad(set_to_none=True)

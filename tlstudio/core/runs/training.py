@@ -33,7 +33,15 @@ from ..data.split import Split, make_split, split_from_paths
 from ..engine.callbacks import BestScore, EarlyStopping, ProgressEvents
 from ..engine.config import TrainConfig
 from ..engine.device import pick_device
-from ..engine.distributed import SINGLE, World, agree, current, join, local_first
+from ..engine.distributed import (
+    SINGLE,
+    World,
+    agree,
+    current,
+    join,
+    local_first,
+    shared_control,
+)
 from ..engine.events import (
     Cancelled,
     Control,
@@ -319,6 +327,7 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
     emit(StageProgress("loading backbone", 1, 1))
     setup = pick_device(config.device, config.amp)
     world = setup.world
+    control = shared_control(control, world)
     if setup.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick kernels
     record = RunRecord(out_dir) if world.main else None  # only rank 0 touches the folder
