@@ -133,3 +133,31 @@ def test_fine_tune_under_torchrun_survives_kill_9_and_resumes(br35h_csv, tmp_pat
     assert metrics["cancelled"] is False and metrics["epochs_run"] == 6
     assert abs(_held_out_accuracy(run) - _held_out_accuracy(alone)) <= 0.02
     assert metrics["test_accuracy"] >= 0.85
+
+
+@pytest.mark.slow
+def test_one_call_starts_the_processes_and_relays_their_events(tmp_path, monkeypatch):
+    """What the studio's GPUs choice and `tlstudio train --processes N` do: torchrun as a
+    child, its events passed on as an in-process training sends them."""
+    from tlstudio.core.data.synthetic import make_shapes_folder
+    from tlstudio.core.engine import events as ev
+    from tlstudio.core.engine.config import TrainConfig
+    from tlstudio.core.runs.launch import train_in_processes
+    from tlstudio.core.runs.training import TrainingError
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    data = make_shapes_folder(tmp_path / "shapes", per_class=12)
+    seen: list = []
+    config = TrainConfig(mode="linear-probe", backbone="efficientnet_lite0", epochs=3,
+                         batch_size=8, device="cpu", seed=0)
+    result = train_in_processes(2, config, str(data), tmp_path / "run", [seen.append])
+    done = [e.epoch for e in seen if isinstance(e, ev.EpochDone)]
+    assert done == [1, 2, 3]  # each epoch once: rank 0 speaks for both
+    assert any(isinstance(e, ev.Notice) and "2 processes" in e.message for e in seen)
+    assert isinstance(seen[-1], ev.Finished) and not result.cancelled
+    assert result.metrics["val_accuracy"] == json.loads(
+        (tmp_path / "run" / "metrics.json").read_text())["val_accuracy"]
+    # a folder that holds a run is refused before any process starts, and said
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train_in_processes(2, config, str(data), tmp_path / "run", [seen.append])
+    assert isinstance(seen[-1], ev.Failed)

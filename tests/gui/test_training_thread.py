@@ -122,3 +122,29 @@ def test_failure_is_shown_and_the_app_stays_usable(qtbot, window, shapes, monkey
     assert page.start_button.isEnabled()
     window.go(1)
     assert window.current == 1  # still navigable
+
+
+def test_several_gpus_share_a_run_that_stop_still_ends(qtbot, window, shapes, monkeypatch):
+    """On a machine with several GPUs the Train step offers them; the run then trains in
+    torchrun processes (here two CPU processes stand in for two GPUs) and shows the same
+    live curves; Stop ends it after the current step, saved and resumable."""
+    import json
+
+    from tlstudio.core.runs import launch
+
+    monkeypatch.setattr(launch, "gpu_count", lambda: 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    page = _ready_to_train(qtbot, window, shapes, frozen=["conv_stem", "bn1", "blocks"])
+    page.refresh_gpus()
+    assert page.gpus.isVisibleTo(page) and page.gpus.value() == 2
+    page.epochs.setValue(40)
+    page.start()
+    assert not page.pause_button.isEnabled()  # pausing is for one process
+    qtbot.waitUntil(lambda: len(page.val_points[0]) >= 2, timeout=180_000)
+    assert "2 processes" in page.log.toPlainText()
+    page.stop()
+    qtbot.waitUntil(lambda: not page.running, timeout=120_000)
+    run = page.current_run_dir
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["cancelled"] is True and 2 <= metrics["epochs_run"] < 40
+    assert page.start_button.isEnabled()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
 from ..errors import UserError
 from .common import EXIT_STOPPED, add_split_options, path_list, resolve_data
@@ -130,6 +131,16 @@ def _add_train(sub) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps")
     p.add_argument("--no-amp", action="store_true", help="full float32 on the GPU")
     p.add_argument("--out", help="new run folder")
+    p.add_argument("--processes", type=int, metavar="N",
+                   help="share the training among N processes on this machine, one per GPU "
+                        "(starts torchrun; with --device cpu, N CPU processes). Under your "
+                        "own torchrun launch, leave it out")
+    p.add_argument("--settings", metavar="FILE",
+                   help="every training setting from a JSON file (the 'train' block of a "
+                        "run's config.json works); setting flags are then not given")
+    p.add_argument("--events", action="store_true",
+                   help="print each training event as a line of JSON on stdout instead of "
+                        "the progress and results text (for programs following a training)")
     p.set_defaults(func=cmd_train)
 
 
@@ -143,6 +154,11 @@ def cmd_train(args) -> int:
     if launched() and args.folds is not None:
         raise UserError("--folds is not available under torchrun: run cross-validation as "
                         "one process (tlstudio train --folds K ...)")
+    if args.processes is not None and (args.processes < 1 or launched()):
+        raise UserError("--processes takes a whole number of at least 1, and is not given "
+                        "under torchrun (which already started the processes)")
+    if args.processes is not None and args.processes > 1 and args.folds is not None:
+        raise UserError("--folds runs as one process; drop --processes")
     try:
         return _train(args)
     finally:
@@ -152,6 +168,7 @@ def cmd_train(args) -> int:
 def _train(args) -> int:
     from ..core.runs.training import resume, train
 
+    listeners = [EventPrinter()] if args.events else [ProgressPrinter()]
     if args.resume:
         given = [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
                  if getattr(args, name) is not None]
@@ -159,29 +176,53 @@ def _train(args) -> int:
             raise UserError(f"--resume continues a run with its own settings; drop "
                             f"{', '.join(given)}")
         with StopOnSignal() as stopper:
-            result = resume(args.resume, [ProgressPrinter()], stopper.control,
-                            device=None if args.device == "auto" else args.device)
-        return _report_training(result, stopper)
+            if (args.processes or 1) > 1:
+                from ..core.runs.launch import train_in_processes
+
+                result = train_in_processes(args.processes, None, None, args.resume,
+                                            listeners, stopper.control, resume=True)
+            else:
+                result = resume(args.resume, listeners, stopper.control,
+                                device=None if args.device == "auto" else args.device)
+        return _report_training(result, stopper, args.events)
     if not args.data or not args.out:
         raise UserError("train needs --data and --out (or --resume RUN_DIR)")
     if args.final != "all" and args.folds is None:
         raise UserError("--final goes with --folds K")
+    config = _config_from(args)
     if args.folds is not None:
         from ..core.runs.cv import cross_validate
 
         with StopOnSignal() as stopper:
-            result = cross_validate(_config_from(args), resolve_data(args.data), args.out,
-                                    args.folds, args.final, [ProgressPrinter()],
-                                    stopper.control)
-        return _report_training(result, stopper)
+            result = cross_validate(config, resolve_data(args.data), args.out,
+                                    args.folds, args.final, listeners, stopper.control)
+        return _report_training(result, stopper, args.events)
     with StopOnSignal() as stopper:
-        result = train(_config_from(args), resolve_data(args.data), args.out,
-                       [ProgressPrinter()], stopper.control)
-    return _report_training(result, stopper)
+        if (args.processes or 1) > 1:
+            from ..core.runs.launch import train_in_processes
+
+            result = train_in_processes(args.processes, config, resolve_data(args.data),
+                                        args.out, listeners, stopper.control)
+        else:
+            result = train(config, resolve_data(args.data), args.out, listeners,
+                           stopper.control)
+    return _report_training(result, stopper, args.events)
+
+
+class EventPrinter:
+    """``--events``: each event as a line of JSON on stdout, at once."""
+
+    def __call__(self, event) -> None:
+        from ..core.engine.events import to_line
+
+        print(to_line(event), flush=True)
 
 
 def _config_from(args):
     from ..core.engine.config import TrainConfig
+
+    if args.settings:
+        return _settings_file(args)
     from ..core.models.backbones import DEFAULT_BACKBONE
 
     return TrainConfig(
@@ -197,6 +238,29 @@ def _config_from(args):
         device=args.device,
         amp=not args.no_amp, init_from=args.init_from, compare_scratch=args.compare_scratch,
     )
+
+
+def _settings_file(args):
+    import json
+
+    from ..core.engine.config import TrainConfig
+
+    given = [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
+             if name not in ("data", "out") and getattr(args, name) is not None]
+    if given:
+        raise UserError(f"--settings holds every training setting; drop {', '.join(given)}")
+    try:
+        data = json.loads(Path(args.settings).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"--settings: cannot read '{args.settings}': {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("train"), dict):
+        data = data["train"]  # a run's whole config.json
+    if not isinstance(data, dict):
+        raise UserError(f"--settings: '{args.settings}' holds no settings object")
+    try:
+        return TrainConfig.from_dict(data)
+    except TypeError as exc:
+        raise UserError(f"--settings: {exc}") from None
 
 
 class StopOnSignal:
@@ -236,9 +300,9 @@ class StopOnSignal:
             signal.signal(sig, handler)
 
 
-def _report_training(result, stopper: StopOnSignal) -> int:
-    if getattr(result, "secondary", False):  # torchrun: rank 0 reports the run
-        return EXIT_STOPPED if result.cancelled else 0
+def _report_training(result, stopper: StopOnSignal, events: bool = False) -> int:
+    if getattr(result, "secondary", False) or events:  # torchrun: rank 0 reports the run;
+        return EXIT_STOPPED if result.cancelled else 0  # --events: the events said it all
     resume_hint = f"continue with: tlstudio train --resume {result.run_dir}"
     if result.cancelled and not result.metrics:
         if result.run_dir.exists():

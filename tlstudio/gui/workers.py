@@ -189,10 +189,11 @@ class TrainingWorker(QObject):
     BATCH_INTERVAL_S = 0.05  # at most ~20 plot updates a second
 
     def __init__(self, config, dataset, out_dir, resume: bool = False, folds: int = 0,
-                 final: str = "all") -> None:
+                 final: str = "all", processes: int = 1) -> None:
         super().__init__()
         self.config, self.dataset, self.out_dir = config, dataset, out_dir
         self.folds, self.final = folds, final  # cross-validation first (0: none)
+        self.processes = processes  # > 1: torchrun processes (one per GPU) share the run
         self.resuming = resume  # continue the run in out_dir instead of starting one
         self.control = ev.Control()
         self._last_batch = 0.0
@@ -203,7 +204,14 @@ class TrainingWorker(QObject):
         from ..core.runs.training import resume, train
 
         try:
-            if self.resuming:
+            if self.processes > 1:
+                from ..core.runs.launch import train_in_processes
+
+                train_in_processes(self.processes, self.config,
+                                   None if self.resuming else str(self.dataset.root),
+                                   self.out_dir, [self._on_event], self.control,
+                                   resume=self.resuming)
+            elif self.resuming:
                 resume(self.out_dir, [self._on_event], self.control)
             elif self.folds:
                 from ..core.runs.cv import cross_validate

@@ -8,9 +8,10 @@ on the loop itself (``runs/recorder.py``), since it needs the training state, no
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,24 @@ class Notice:
 
 Event = StageProgress | EpochStarted | BatchDone | EpochDone | Finished | Failed | Notice
 Listener = Callable[[Event], None]
+KINDS = {k.__name__: k for k in (StageProgress, EpochStarted, BatchDone, EpochDone, Finished,
+                                 Failed, Notice)}
+
+
+def to_line(event: Event) -> str:
+    """One event as one line of JSON (``tlstudio train --events``: a training in other
+    processes tells the studio what it does)."""
+    return json.dumps({"event": type(event).__name__, **asdict(event)}, default=str)
+
+
+def from_line(line: str) -> Event | None:
+    """The event on a line written by :func:`to_line`; None for any other line."""
+    try:
+        data = json.loads(line)
+        kind = KINDS[data.pop("event")]
+        return kind(**{f.name: data[f.name] for f in fields(kind) if f.name in data})
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
 
 
 class Cancelled(Exception):

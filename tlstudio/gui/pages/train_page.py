@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from ...core.data.preprocess import AUGMENTATIONS
 from ...core.engine.config import MODE_DEFAULTS
 from ...core.engine.device import pick_device
+from ...core.runs import launch
 from ...core.runs.history import list_runs, new_run_dir, read_config, read_epochs
 from ...errors import UserError
 from ..widgets import title
@@ -147,7 +148,18 @@ class TrainPage(Page):
         folds_row.addWidget(self.folds_final, 1)
         form.addRow("Folds (CV):", folds_row)
         self.device_label = QLabel(pick_device("auto").description)
-        form.addRow("Device:", self.device_label)
+        self.gpus = QSpinBox()
+        self.gpus.setToolTip(
+            "Share the training among this many GPUs of this machine (one process each, "
+            "started with torchrun; each takes its part of every batch). Stop still stops "
+            "after the current step; pausing is for one GPU.")
+        self.gpus_label = QLabel("GPUs:")
+        device_row = QHBoxLayout()
+        device_row.addWidget(self.device_label, 1)
+        device_row.addWidget(self.gpus_label)
+        device_row.addWidget(self.gpus)
+        form.addRow("Device:", device_row)
+        self.refresh_gpus()
         self.start_from = QComboBox()
         self.unfinished = QComboBox()
         self.unfinished.setToolTip("Runs that were stopped, interrupted or killed")
@@ -292,6 +304,19 @@ class TrainPage(Page):
             found = combo.findData(value)
             if value is not None and found >= 0:
                 combo.setCurrentIndex(found)
+    def refresh_gpus(self) -> None:
+        """The GPUs choice, shown on a machine with several GPUs (and an installation that
+        can start processes)."""
+        count = launch.gpu_count() if launch.can_launch() is None else 0
+        self.gpus.setRange(1, max(1, count))
+        self.gpus.setValue(max(1, count))
+        for w in (self.gpus, self.gpus_label):
+            w.setVisible(count > 1)
+
+    def processes(self) -> int:
+        """How many processes share the next run (1: this one, in a thread)."""
+        return self.gpus.value() if self.gpus.maximum() > 1 else 1
+
     def form_values(self) -> dict:
         return dict(epochs=self.epochs.value() or None, lr=self.lr.value() or None,
                     batch_size=self.batch.value(),
@@ -318,14 +343,16 @@ class TrainPage(Page):
         out = new_run_dir(config.backbone)
         folds = self.folds.value()
         self._launch(TrainingWorker(config, self.state.index, out, folds=folds,
-                                    final=self.folds_final.currentData()), out)
+                                    final=self.folds_final.currentData(),
+                                    processes=1 if folds else self.processes()), out)
 
     def resume_selected(self) -> None:
         run_dir = self.unfinished.currentData()
         if self.running or not run_dir:
             return
         out = Path(run_dir)
-        self._launch(TrainingWorker(None, None, out, resume=True), out)
+        self._launch(TrainingWorker(None, None, out, resume=True,
+                                    processes=self.processes()), out)
         for row in read_epochs(out):  # the epochs already done, so the curves read whole
             if "train_loss" in row:
                 self._epoch({**row, "epochs": self.epochs.value(), "improved": False},
@@ -350,6 +377,7 @@ class TrainPage(Page):
         self._t0 = time.perf_counter()
         self._batches_done = 0
         self._set_running(True)
+        self.pause_button.setEnabled(worker.processes == 1)
         self.runner.start()
         if self.state.run_dir is not None:  # its results are the previous ones from now on
             self.state.set_run(None, outdated=f"a new run ({out.name}) is training; the "
@@ -386,7 +414,7 @@ class TrainPage(Page):
         self.pause_button.setText("Pause")
         for w in (self.epochs, self.lr, self.batch, self.augmentation, self.class_weights,
                   self.patience, self.start_from, self.unfinished, self.resume_button,
-                  self.threshold_rule, self.folds, self.folds_final, self.scratch):
+                  self.threshold_rule, self.folds, self.folds_final, self.scratch, self.gpus):
             w.setEnabled(not running)
         self.folds_final.setEnabled(not running and self.folds.value() > 0)
         if not running:
