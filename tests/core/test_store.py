@@ -4,6 +4,7 @@ the same training), and so do frozen-layer outputs beyond theirs; nothing left o
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from tlstudio.core.data.dataset import scan
 from tlstudio.core.data.split import make_split
@@ -56,3 +57,46 @@ def test_frozen_layer_outputs_past_the_budget_are_kept_on_disk(shapes_folder, tm
     assert not any("running the whole network" in m for m in said)
     assert abs(second.metrics["val_loss"] - first.metrics["val_loss"]) < 1e-4
     assert not list(stores_dir().glob("*.u8"))
+
+
+def _resident_mapped_mb() -> float:
+    """Resident memory of this process's mapped stores (their files, deleted once mapped)."""
+    try:
+        lines = open("/proc/self/smaps").read().splitlines()
+    except OSError:
+        pytest.skip("no /proc/self/smaps here")
+    total, inside = 0, False
+    for line in lines:
+        head = line.split()
+        if "-" in head[0] and len(head) >= 5:  # a mapping's first line
+            inside = "stores" in line and ".u8" in line
+        elif inside and head[0] == "Rss:":
+            total += int(head[1])
+    return total / 1024
+
+
+def test_streaming_a_mapped_array_keeps_resident_memory_bounded(monkeypatch):
+    """Pages of a mapped array count as the process's memory until it lets go: training
+    and inference stream through a 560 MB array while holding far less of it."""
+    from tlstudio.core.data.store import image_array
+    from tlstudio.core.engine.batches import ImageBatches
+    from tlstudio.core.engine.device import pick_device
+    from tlstudio.core.engine.inference import eval_inputs
+
+    monkeypatch.setenv(BUDGET_ENV, "10")
+    prep = get_spec("efficientnet_lite0").preprocessing()
+    before = _resident_mapped_mb()
+    images = image_array(3000, prep.prepared_size)  # 560 MB: mapped
+    assert isinstance(images, np.memmap)
+    for start in range(0, 3000, 100):  # as decoding writes it
+        images[start : start + 100] = start % 251
+    setup = pick_device("cpu")
+    peak = 0.0
+    for _ in eval_inputs(images, prep, setup, 32):  # features, validation, predict
+        peak = max(peak, _resident_mapped_mb() - before)
+    batches = ImageBatches(images, np.zeros(3000, dtype=np.int64), images[:10], prep, setup,
+                           "none", 32, 0)
+    for _ in batches:  # a training epoch
+        peak = max(peak, _resident_mapped_mb() - before)
+    assert peak < 200, f"{peak:.0f} MB of the mapped array stayed resident"
+    assert int(images[2999, 0, 0, 0]) == 2900 % 251  # the data itself is all there

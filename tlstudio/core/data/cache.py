@@ -24,6 +24,7 @@ import numpy as np
 from ..paths import app_data_dir
 from .images import ImageReadError, read_image
 from .preprocess import Preprocessing, prepare
+from .store import release_mapped
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ def decode_images(
                 failures[pos] = error
             if progress is not None:
                 progress(done, len(paths))
+            if done % 64 == 0:
+                release_mapped()  # written pages go to the file (``store``)
             if check is not None:
                 check()
     return out, failures

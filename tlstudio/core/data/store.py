@@ -6,13 +6,21 @@ The file lives in tlstudio's cache folder and is unlinked as soon as it is mappe
 takes disk space only while the process holds it, and nothing is left behind even after
 ``kill -9``. Where a mapped file cannot be unlinked (Windows), it is removed by the next
 process that finds it and whose owner is gone.
+
+Pages of a mapped file that the process has touched count as its resident memory until it
+lets go of them, even though the operating system could drop them at any time (and reading
+one row of a file may map a whole 2 MB folio around it): the loops that stream through a
+mapped array call :func:`release_mapped` every batch (a fraction of a millisecond), which
+hands the pages back to the file cache (the data stays; reading it again pages it in).
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import time
 import uuid
+import weakref
 
 import numpy as np
 
@@ -20,6 +28,36 @@ from ..paths import app_data_dir, process_alive
 
 BUDGET_ENV = "TLSTUDIO_IMAGE_MEMORY_MB"
 DEFAULT_BUDGET_MB = 2048  # decoded images held in memory at most; more goes to a mapped file
+
+
+_MAPPED: list[weakref.ref] = []  # this process's mapped arrays
+
+
+def release_mapped() -> None:
+    """Let go of every page of this process's mapped arrays (their data stays in the file,
+    and in the operating system's cache while there is room): what keeps resident memory
+    bounded while a loop streams through them."""
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if advice is None:  # not offered here (Windows): the pages stay until memory is short
+        return
+    _MAPPED[:] = [ref for ref in _MAPPED if ref() is not None]
+    for ref in list(_MAPPED):
+        handle = getattr(ref(), "_mmap", None)
+        if handle is not None:
+            try:
+                handle.madvise(advice)
+            except (OSError, ValueError):  # closed meanwhile
+                continue
+
+
+def _mapped(file, dtype, shape) -> np.memmap:
+    array = np.memmap(file, dtype=dtype, mode="w+", shape=shape)
+    _MAPPED.append(weakref.ref(array))
+    try:
+        os.unlink(file)  # the mapping keeps the data; the name goes at once
+    except OSError:
+        pass  # Windows: removed later by _remove_orphans
+    return array
 
 
 def budget_bytes() -> int:
@@ -42,13 +80,7 @@ def image_array(n: int, side: int) -> np.ndarray:
     folder = stores_dir()
     folder.mkdir(parents=True, exist_ok=True)
     _remove_orphans(folder)
-    file = folder / f"{os.getpid()}-{uuid.uuid4().hex}.u8"
-    array = np.memmap(file, dtype=np.uint8, mode="w+", shape=shape)
-    try:
-        os.unlink(file)  # the mapping keeps the data; the name goes at once
-    except OSError:
-        pass  # Windows: removed later by _remove_orphans
-    return array
+    return _mapped(folder / f"{os.getpid()}-{uuid.uuid4().hex}.u8", np.uint8, shape)
 
 
 def _remove_orphans(folder) -> None:
@@ -75,10 +107,4 @@ def mapped_floats(shape: tuple[int, ...]) -> np.ndarray | None:
     need = int(np.prod(shape)) * 4
     if shutil.disk_usage(folder).free < need + 2**30:
         return None
-    file = folder / f"{os.getpid()}-{uuid.uuid4().hex}.u8"
-    array = np.memmap(file, dtype=np.float32, mode="w+", shape=shape)
-    try:
-        os.unlink(file)
-    except OSError:
-        pass
-    return array
+    return _mapped(folder / f"{os.getpid()}-{uuid.uuid4().hex}.u8", np.float32, shape)

@@ -22,7 +22,7 @@ from torch import nn
 
 from ..data.augment import augment_batch
 from ..data.preprocess import Preprocessing
-from ..data.store import mapped_floats
+from ..data.store import mapped_floats, release_mapped
 from ..models.prefix import split_frozen_prefix
 from .device import DeviceSetup
 from .distributed import SINGLE, World, agree, gather_rows, in_shares, sum_values
@@ -100,6 +100,7 @@ class ImageBatches:
         order = self.world.shard(torch.randperm(len(self.images), generator=self.order)).numpy()
         cuda = self.setup.device.type == "cuda"
         for b in range(self.steps):
+            release_mapped()  # each row read maps up to a 2 MB folio: a batch's worth at most
             idx = np.sort(order[b * self.batch_size : (b + 1) * self.batch_size])
             batch = torch.from_numpy(self.images[idx]).permute(0, 3, 1, 2)
             targets = torch.from_numpy(self.targets[idx])
@@ -143,6 +144,7 @@ class CachedPrefixBatches:
         which = torch.randint(len(self.views), (n,), generator=self.order)
         order = self.world.shard(order)
         for b in range(self.steps):
+            release_mapped()  # each row read maps up to a 2 MB folio: a batch's worth at most
             idx = order[b * self.batch_size : (b + 1) * self.batch_size]
             view = which[idx]
             parts = [self.views[v][idx[view == v].to(self.views[v].device)]

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from ..data.store import release_mapped
 from .events import Cancelled, Control
 
 # scanning tens of thousands of images happens between two meetings of the processes
@@ -208,6 +209,7 @@ def gather_rows(world: World, mine: torch.Tensor | None, n: int,
         part[: len(have)] = have.to(wire, out.dtype)
         parts = [torch.empty_like(part) for _ in range(world.size)]
         dist.all_gather(parts, part)
+        release_mapped()  # ``out`` may be a mapped array: its pages go back to the file
         for rank, got in enumerate(parts):
             start, stop = World(rank, world.size).rows(n)
             take = max(0, min(rows, stop - start - first))

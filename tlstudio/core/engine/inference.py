@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..data.preprocess import Preprocessing, eval_view, normalize
+from ..data.store import release_mapped
 from .device import DeviceSetup
 from .events import Control, Event, StageProgress
 
@@ -32,6 +33,7 @@ def eval_inputs(images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
     for start in range(0, len(images), batch_size):
         if control is not None:
             control.checkpoint()
+        release_mapped()  # resident memory stays bounded over a mapped array (``store``)
         batch = eval_view(torch.from_numpy(images[start : start + batch_size]).permute(0, 3, 1, 2),
                           prep)
         if flip:

@@ -17,7 +17,7 @@ from ..data.cache import ImageCache, decode_images
 from ..data.dataset import DatasetIndex
 from ..data.preprocess import Preprocessing
 from ..data.split import Split
-from ..data.store import image_array
+from ..data.store import image_array, release_mapped
 from .config import TrainConfig
 from .events import Control, Event, Notice, StageProgress
 from .loop import TrainingData
@@ -65,6 +65,8 @@ def prepare_data(index: DatasetIndex, split: Split, prep: Preprocessing, config:
             if where[p] != row:  # rows only move up: copying in order is safe
                 squares[row] = squares[where[p]]
             row += 1
+            if row % 1024 == 0:
+                release_mapped()
         start = row - len(keep)
         arrays[name] = (squares[start:row], np.array([targets[p] for p in keep],
                                                      dtype=np.int64))
