@@ -131,8 +131,10 @@ class ProgressEvents(Callback):
         now = time.perf_counter()
         if batch == batches or now - self._last >= PROGRESS_INTERVAL_S:
             self._last = now
+            # under torchrun every process sees as many images as this one
+            images = seen * session.setup.world.size
             self.emit(BatchDone(epoch, batch, batches, float(loss.item()),
-                                seen / max(1e-9, now - self._t0)))
+                                images / max(1e-9, now - self._t0)))
 
     def on_epoch_end(self, session, r: EpochResult) -> None:
         if r.epoch == 0:

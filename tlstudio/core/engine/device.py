@@ -37,6 +37,9 @@ def pick_device(requested: str = "auto", amp: bool = True) -> DeviceSetup:
     """cuda > mps > cpu for ``auto``; AMP in bf16 where the GPU supports it, else fp16.
     Under torchrun each process takes the GPU of its local rank."""
     world = current()
+    if world.many and requested.startswith("cuda:"):
+        raise DeviceError(f"--device {requested}: under torchrun each process takes the GPU "
+                          "of its local rank; give --device cuda (or auto)")
     if world.many and requested in ("auto", "cuda") and torch.cuda.is_available():
         requested = f"cuda:{world.local_rank}"
     if requested == "auto":
