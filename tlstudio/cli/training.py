@@ -136,8 +136,9 @@ def _add_train(sub) -> None:
                         "(starts torchrun; with --device cpu, N CPU processes). Under your "
                         "own torchrun launch, leave it out")
     p.add_argument("--settings", metavar="FILE",
-                   help="every training setting from a JSON file (the 'train' block of a "
-                        "run's config.json works); setting flags are then not given")
+                   help="every training setting from a JSON file (a run's config.json, or "
+                        "its 'train' block); setting flags are then not given, --device may "
+                        "change the device")
     p.add_argument("--events", action="store_true",
                    help="print each training event as a line of JSON on stdout instead of "
                         "the progress and results text (for programs following a training)")
@@ -179,8 +180,9 @@ def _train(args) -> int:
             if (args.processes or 1) > 1:
                 from ..core.runs.launch import train_in_processes
 
-                result = train_in_processes(args.processes, None, None, args.resume,
-                                            listeners, stopper.control, resume=True)
+                result = train_in_processes(
+                    args.processes, None, None, args.resume, listeners, stopper.control,
+                    resume=True, device=None if args.device == "auto" else args.device)
             else:
                 result = resume(args.resume, listeners, stopper.control,
                                 device=None if args.device == "auto" else args.device)
@@ -258,9 +260,12 @@ def _settings_file(args):
     if not isinstance(data, dict):
         raise UserError(f"--settings: '{args.settings}' holds no settings object")
     try:
-        return TrainConfig.from_dict(data)
+        config = TrainConfig.from_dict(data)
     except TypeError as exc:
         raise UserError(f"--settings: {exc}") from None
+    if args.device != "auto":  # where it trains is this launch's choice
+        config.device = args.device
+    return config
 
 
 class StopOnSignal:
@@ -301,8 +306,10 @@ class StopOnSignal:
 
 
 def _report_training(result, stopper: StopOnSignal, events: bool = False) -> int:
-    if getattr(result, "secondary", False) or events:  # torchrun: rank 0 reports the run;
-        return EXIT_STOPPED if result.cancelled else 0  # --events: the events said it all
+    if getattr(result, "secondary", False):  # torchrun: rank 0 reports the run; any other
+        return 0  # code would make the launcher end rank 0 while it writes the results
+    if events:  # the events said it all
+        return EXIT_STOPPED if result.cancelled else 0
     resume_hint = f"continue with: tlstudio train --resume {result.run_dir}"
     if result.cancelled and not result.metrics:
         if result.run_dir.exists():

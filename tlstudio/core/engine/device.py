@@ -37,10 +37,8 @@ def pick_device(requested: str = "auto", amp: bool = True) -> DeviceSetup:
     """cuda > mps > cpu for ``auto``; AMP in bf16 where the GPU supports it, else fp16.
     Under torchrun each process takes the GPU of its local rank."""
     world = current()
-    if world.many and requested.startswith("cuda:"):
-        raise DeviceError(f"--device {requested}: under torchrun each process takes the GPU "
-                          "of its local rank; give --device cuda (or auto)")
-    if world.many and requested in ("auto", "cuda") and torch.cuda.is_available():
+    if world.many and (requested == "auto" or requested.startswith("cuda")) \
+            and torch.cuda.is_available():  # a run saved on cuda:0 resumes on all of them
         requested = f"cuda:{world.local_rank}"
     if requested == "auto":
         if torch.cuda.is_available():

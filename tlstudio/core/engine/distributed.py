@@ -23,6 +23,7 @@ A single process is a world of one, and every function here is then a no-op.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import os
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from .events import Cancelled, Control
 
 # scanning tens of thousands of images happens between two meetings of the processes
 MEETING_TIMEOUT = _dt.timedelta(hours=2)
-GATHER_ROWS = 256  # rows per rank and round when gathering into a preallocated array
+GATHER_BYTES = 32 * 2**20  # per process and round when gathering rows
 
 
 @dataclass(frozen=True)
@@ -66,8 +67,8 @@ class World:
             return order
         n = len(order)
         padded = -(-n // self.size) * self.size
-        if padded > n:
-            order = torch.cat([order, order[: padded - n]])
+        if padded > n:  # repeated as often as needed (fewer images than processes too)
+            order = order.repeat(-(-padded // n))[:padded]
         return order[self.rank :: self.size]
 
     def batch_size(self, global_batch: int) -> int:
@@ -84,9 +85,12 @@ class AgreedControl(Control):
     the others in a gathering they will never join. Between inference batches (shares of
     different lengths) nothing stops; pausing is not offered."""
 
+    EVERY = 4  # steps between two agreements (each one waits for every process)
+
     def __init__(self, control: Control, world: World):
         super().__init__()
         self.control, self.world = control, world
+        self.steps = 0  # the same count on every process: they take the same steps
 
     def stop(self) -> None:
         self.control.stop()
@@ -99,7 +103,9 @@ class AgreedControl(Control):
         pass
 
     def step(self) -> None:
-        if sum_values(self.world, [float(self.control.stopped)])[0]:
+        self.steps += 1
+        if self.steps % self.EVERY == 1 and sum_values(
+                self.world, [float(self.control.stopped)])[0]:
             raise Cancelled()
 
 
@@ -202,8 +208,10 @@ def gather_rows(world: World, mine: torch.Tensor | None, n: int,
     if out is None:
         out = torch.empty((n, *shape), dtype=dtype, device=mine.device)
     wire = _wire_device()
-    for first in range(0, per, GATHER_ROWS):
-        rows = min(GATHER_ROWS, per - first)
+    row_bytes = max(1, math.prod(shape)) * torch.empty((), dtype=out.dtype).element_size()
+    step = max(1, GATHER_BYTES // row_bytes)
+    for first in range(0, per, step):
+        rows = min(step, per - first)
         part = torch.zeros((rows, *shape), dtype=out.dtype, device=wire)
         have = mine[first : first + rows]
         part[: len(have)] = have.to(wire, out.dtype)

@@ -31,7 +31,10 @@ from ..paths import app_data_dir
 from .record import METRICS
 from .training import TrainingError, TrainResult, _check_new_out_dir
 
-LAUNCHER = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+# after Stop the first process still scores the best epoch and writes the results: the
+# launcher waits for that instead of killing it after its default 30 s
+LAUNCHER = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            "--shutdown-timeout", "3600"]
 
 
 def gpu_count() -> int:
@@ -49,7 +52,7 @@ def can_launch() -> str | None:
 def train_in_processes(
     processes: int, config: TrainConfig | None, data: str | None, out_dir: str | Path,
     listeners: Iterable[Listener] = (), control: Control | None = None,
-    resume: bool = False,
+    resume: bool = False, device: str | None = None,
 ) -> TrainResult:
     """Train (or with ``resume``, continue the run in ``out_dir``) as ``processes``
     processes of one torchrun launch; returns when the launch has ended."""
@@ -68,7 +71,7 @@ def train_in_processes(
             listener(Failed(str(exc)))
         raise
     settings = None
-    args = ["--resume", str(out_dir)]
+    args = ["--resume", str(out_dir), *(["--device", device] if device else [])]
     if not resume:
         folder = app_data_dir() / "launch"
         folder.mkdir(parents=True, exist_ok=True)
@@ -96,17 +99,21 @@ def _follow(command: list[str], out_dir: Path, listeners: list[Listener],
     stopper = threading.Thread(target=_stop_when_asked, args=(child, control), daemon=True)
     stopper.start()
     finished = failed = None
-    for line in child.stdout:
-        event = from_line(line)
-        if event is None:
-            continue
-        if isinstance(event, Finished):
-            finished = event
-        if isinstance(event, Failed):
-            failed = event
-        for listener in listeners:
-            listener(event)
-    code = child.wait()
+    try:
+        for line in child.stdout:
+            event = from_line(line)
+            if event is None:
+                continue
+            if isinstance(event, Finished):
+                finished = event
+            if isinstance(event, Failed):
+                failed = event
+            for listener in listeners:
+                listener(event)
+        code = child.wait()
+    finally:  # interrupted here (a second Ctrl-C, a listener's error): no orphans left
+        if child.poll() is None:
+            _end(child)
     reader.join(timeout=5)
     if failed is not None:
         raise TrainingError(failed.message)
@@ -125,6 +132,20 @@ def _follow(command: list[str], out_dir: Path, listeners: list[Listener],
     return TrainResult(out_dir, metrics, None, cancelled=bool(metrics.get("cancelled")),
                        stopped_early=bool(metrics.get("stopped_early")),
                        epochs_run=int(metrics.get("epochs_run", 0)))
+
+
+def _end(child: subprocess.Popen) -> None:
+    """Ctrl-C to the launcher and its processes, then, if they linger, SIGKILL."""
+    for sig, wait in ((signal.SIGINT, 60), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(child.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            child.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _stop_when_asked(child: subprocess.Popen, control: Control) -> None:

@@ -41,6 +41,7 @@ from ..engine.distributed import (
     join,
     local_first,
     shared_control,
+    sum_values,
 )
 from ..engine.events import (
     Cancelled,
@@ -335,6 +336,7 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
         _write_config(record, config, spec, index, split, prep, _freeze_plan(model, config),
                       model, setup)
     prepared = prepare_data(index, split, prep, config, control, emit)
+    _check_same_images(world, prepared)
     choose = config.mode == "recommended" and state is None  # not chosen yet, or again
     if choose:  # rank 0's choice for every process (GPUs may round a gauge differently)
         config = agree(world, recommended.choose(config, model, prepared, prep, setup, emit))
@@ -363,6 +365,8 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
     else:
         fit = session.fit()
     compare = not fit.cancelled and auto_compare(config, len(index.items), setup.device.type)
+    # rank 0's word: only it knows whether the best weights are on disk
+    compare = agree(world, compare and (not world.main or (out_dir / WEIGHTS).exists()))
     if not world.main:  # the comparison from scratch is trained by every process too
         if compare:
             compare_with_scratch(config, index, split, out_dir, emit, control)
@@ -385,6 +389,18 @@ def _fit_and_report(config, index, split, out_dir, emit, control, state, fresh) 
                   cancelled=fit.cancelled))
     return TrainResult(out_dir, result, index, cancelled=fit.cancelled,
                        stopped_early=fit.stopped_early, epochs_run=fit.epochs_run)
+
+
+def _check_same_images(world: World, prepared) -> None:
+    """Under torchrun every process must hold the same images (a file readable by one and
+    not by another, e.g. on a flaky network share, would misalign their shares)."""
+    if not world.many:
+        return
+    differs = agree(world, prepared.positions) != prepared.positions  # rank 0's images
+    if sum_values(world, [float(differs)])[0]:  # every process stops alike
+        raise TrainingError("the training processes read different sets of images (a file "
+                            "one could read and another could not); check the data folder "
+                            "is the same and readable on every machine, then start again")
 
 
 def _write_config(record, config, spec, index, split, prep, plan, model, setup) -> None:

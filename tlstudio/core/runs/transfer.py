@@ -114,6 +114,8 @@ def compare_with_scratch(config, index, split, out_dir, emit, control) -> dict |
         groups = {item.key: item.group for item in index.items if item.group is not None}
         block = transfer_block(out_dir, scratch_dir, groups or None, config.seed)
     except Exception as exc:  # noqa: BLE001 - the run itself succeeded
+        if world.many:  # the other processes may wait in a step this one left: ending the
+            raise  # launch with an error ends them (the run's own files are written)
         emit(Notice(f"the comparison with training from scratch failed: {user_message(exc)}"))
         return None
     emit(Notice(block["verdict"]))
