@@ -95,3 +95,48 @@ def test_stopped_while_probing_then_resumed(shapes_folder, tmp_path):
     assert [r["epoch"] for r in read_epochs(out)] == [0, 1, 2]
     assert any(isinstance(e, ev.StageProgress) and e.stage == "linear probe first"
                for e in seen)
+
+
+def test_far_images_fine_tune_from_a_fresh_head(monkeypatch):
+    """When the gauge finds an early stage shifted (another modality, contrast, scale), the
+    features must move and a probed head would hold them back: the fine-tune starts from a
+    fresh head. Near images keep the probe; the user's own choice is kept either way."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from tlstudio.core.engine.device import pick_device
+    from tlstudio.core.runs import recommended
+
+    model = build_model("efficientnet_lite0", 2, pretrained=False)
+    paths = stages(model)
+    images = np.zeros((8, 8, 8, 3), dtype=np.uint8)
+    prepared = SimpleNamespace(data=SimpleNamespace(train_images=images,
+                                                    train_targets=np.zeros(8, dtype=np.int64)))
+
+    def choose(shifted: str, **settings) -> tuple[TrainConfig, list]:
+        monkeypatch.setattr(recommended, "stage_shift", lambda *a, **k: [
+            {"stage": p, "shift": 3.0 if p == shifted else 0.1, "layers": 2} for p in paths])
+        seen: list = []
+        config = recommended.choose(TrainConfig(**settings), model, prepared, None,
+                                    pick_device("cpu"), seen.append)
+        return config, [e.message for e in seen if isinstance(e, ev.Notice)]
+
+    far, said = choose(paths[1])  # an early stage
+    assert far.probe_first is False and "from a fresh head" in said[0]
+    assert "shift early stages" in said[0]
+    near, said = choose(paths[-1])  # new concepts only: the last stage
+    assert near.probe_first is True and "linear probe first" in said[0]
+    kept, _ = choose(paths[1], probe_first=True)
+    assert kept.probe_first is True
+
+
+def test_a_fresh_head_trains_without_the_probe(shapes_folder, tmp_path):
+    seen: list = []
+    out = tmp_path / "run"
+    train(TrainConfig(backbone="efficientnet_lite0", batch_size=16, workers=2, epochs=1,
+                      probe_first=False, compare_scratch=False), shapes_folder, out,
+          [seen.append])
+    assert "linear probe first" not in [e.stage for e in seen if isinstance(e, ev.StageProgress)]
+    assert [r["epoch"] for r in read_epochs(out)] == [1]  # no epoch 0: nothing probed
+    assert json.loads((out / "config.json").read_text())["train"]["probe_first"] is False

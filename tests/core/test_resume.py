@@ -21,14 +21,14 @@ from ..test_cli import tlstudio
 CASES = {
     "fine-tune": ["--mode", "fine-tune", "--freeze", "full", "--epochs", "4",
                   "--batch-size", "4", "--augmentation", "photo"],
-    "linear-probe": ["--mode", "linear-probe", "--epochs", "300", "--batch-size", "1",
-                     "--patience", "300"],
+    "linear-probe": ["--mode", "linear-probe", "--epochs", "120", "--batch-size", "1",
+                     "--patience", "120"],
     # the probe first (not resumed: it reruns if killed), then the fine-tune from it, whose
     # epoch 0 is the probe
     "recommended": ["--mode", "recommended", "--epochs", "4", "--batch-size", "4",
                     "--patience", "4", "--no-compare-scratch"],
 }
-EPOCH_ROWS = {"fine-tune": list(range(1, 5)), "linear-probe": list(range(1, 301)),
+EPOCH_ROWS = {"fine-tune": list(range(1, 5)), "linear-probe": list(range(1, 121)),
               "recommended": list(range(0, 5))}
 
 
@@ -77,13 +77,13 @@ def uninterrupted(shapes, tmp_path_factory) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("how", ["SIGKILL", "SIGINT"])
-@pytest.mark.parametrize("mode", list(CASES))
+# kill -9 in every mode; Ctrl-C is handled by the same code in every mode (the CLI's stop,
+# the loop's checkpoint), so one mode's Ctrl-C keeps CI short
+@pytest.mark.parametrize(("mode", "how"), [("fine-tune", "SIGKILL"), ("fine-tune", "SIGINT"),
+                                           ("linear-probe", "SIGKILL"),
+                                           ("recommended", "SIGKILL")])
 def test_killed_or_interrupted_run_resumes_to_the_same_result(
         shapes, tmp_path, uninterrupted, mode, how):
-    if mode == "recommended" and how == "SIGINT":
-        pytest.skip("Ctrl-C is handled the same way in every mode (tested with the others); "
-                    "one kill keeps CI short")
     run = tmp_path / "run"
     proc = _start(shapes, run, mode)
     _wait_for_epoch(proc, run, 2)
