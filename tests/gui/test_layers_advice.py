@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 
+from tlstudio.core.models.layers import stages
+
 from .conftest import drop_on
 from .test_wizard import click
 
@@ -33,6 +35,14 @@ def test_shift_column_and_one_click_recommendation(qtbot, window, mri_folder):
     assert "blocks.6" not in window.state.frozen_paths
     assert model.data(model.index_of("blocks.6"), CHECK) == Qt.CheckState.Checked
     assert window.state.train_config().frozen_paths == window.state.frozen_paths
+    assert window.state.train_config().probe_first is True  # MRI: near, the probe first
+    # images that shift an early stage (far from pretraining) skip the probe, as the CLI's
+    # run would decide from the same gauge (core domain_shift.far_from_pretraining)
+    far = [{"stage": b, "shift": 3.0 if b == "blocks.1" else 0.1, "layers": 2}
+           for b in stages(layers.net)]
+    layers._show_shifts(far)
+    assert window.state.train_config().probe_first is False
+    assert "fresh head" in window.state.trainable_summary
 
     # Linear probe: the tree shows the head alone, as the summary says (it used to keep
     # ticking the fine-tune's layers)

@@ -70,7 +70,8 @@ def _add_train(sub) -> None:
     p.add_argument("--backbone", default=None, help="backbone name (see `tlstudio backbones`)")
     p.add_argument("--mode", choices=["recommended", "linear-probe", "fine-tune"],
                    default="recommended",
-                   help="recommended (default): a linear probe first, then fine-tuning the "
+                   help="recommended (default): a linear probe first (not for images far "
+                        "from pretraining), then fine-tuning the "
                         "layers the stage-shift gauge picks, with smaller steps for earlier "
                         "layers and epochs scaled to the data and device; linear-probe: the "
                         "head alone on frozen features; fine-tune: the unfrozen layers")

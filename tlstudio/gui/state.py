@@ -60,6 +60,7 @@ class StudioState(QObject):
         self.weights_file: str | None = None
         self.mode = "recommended"
         self.frozen_paths: list[str] | None = None
+        self.probe_first: bool | None = None  # Recommended: None lets the run's gauge decide
         self.trainable_summary = ""
         self.run_dir: Path | None = None
         self.outdated: str | None = None  # why the last run is no longer shown
@@ -104,9 +105,12 @@ class StudioState(QObject):
             self.choices_changed_because("the backbone changed")
         self.backbone_changed.emit()
 
-    def set_plan(self, mode: str, frozen_paths: list[str] | None, summary: str) -> None:
-        changed = (mode, frozen_paths) != (self.mode, self.frozen_paths)
+    def set_plan(self, mode: str, frozen_paths: list[str] | None, summary: str,
+                 probe_first: bool | None = None) -> None:
+        changed = (mode, frozen_paths, probe_first) != (self.mode, self.frozen_paths,
+                                                        self.probe_first)
         self.mode, self.frozen_paths, self.trainable_summary = mode, frozen_paths, summary
+        self.probe_first = probe_first
         if changed:
             self.choices_changed_because("the trained layers changed")
         self.plan_changed.emit()
@@ -135,6 +139,7 @@ class StudioState(QObject):
         return TrainConfig(
             backbone=self.spec.name, weights=self.weights_file, mode=self.mode,
             frozen_paths=self.frozen_paths if self.mode != "linear-probe" else None,
+            probe_first=self.probe_first if self.mode == "recommended" else None,
             val_fraction=self.val_fraction, test_fraction=self.test_fraction,
             seed=self.seed, window=self.window,
             frames=self.frames, **form,

@@ -1,4 +1,5 @@
-"""The Recommended mode: a short linear probe first, then fine-tuning from it (LP-FT).
+"""The Recommended mode: a short linear probe first, then fine-tuning from it (LP-FT); images
+far from pretraining skip the probe (``runs.recommended``, ``domain_shift.far_from_pretraining``).
 
 Fine-tuning from a random head lets the head's first, large gradients tear into the pretrained
 features before the head is any good; training the head alone first on frozen features (a

@@ -105,6 +105,13 @@ def recommend_unfreeze(shifts: list[dict]) -> list[str]:
     return [s["stage"] for s in shifts if s["stage"] in chosen]
 
 
+def far_from_pretraining(wanted: list[str], stage_paths: list[str]) -> bool:
+    """An early stage shifted (low-level statistics: another modality, contrast, scale):
+    the features themselves must move, which a head probed first would hold back, so the
+    Recommended mode fine-tunes from a fresh head (BENCHMARKS.md: Fashion-MNIST)."""
+    return any(s in stage_paths[: len(stage_paths) // 2] for s in wanted)
+
+
 def stages_to_adapt(shifts: list[dict], stage_paths: list[str], device_type: str
                     ) -> tuple[list[str], list[str]]:
     """(the stages the gauge asks for, those this device can afford to adapt): the last

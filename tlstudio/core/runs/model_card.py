@@ -105,7 +105,11 @@ def model_card(run, fmt: str | None, result) -> str:
     how = {"linear-probe": "linear probe: backbone frozen, features computed once, new head "
                            "trained",
            "recommended": "recommended: a linear probe first, then fine-tuning of the "
-                          "unfrozen layers from it, smaller steps for earlier layers (LP-FT)",
+                          "unfrozen layers from it, smaller steps for earlier layers (LP-FT)"
+                          if train.get("probe_first") is not False else
+                          "recommended: fine-tuning of the unfrozen layers from a fresh head "
+                          "(the images shift early stages from their pretraining), smaller "
+                          "steps for earlier layers",
            }.get(mode, "fine-tune of the unfrozen layers")
     today = dt.date.today().isoformat()
     origin = (f"Exported by tlstudio {__version__} on {today} as {fmt.upper()} "

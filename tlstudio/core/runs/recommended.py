@@ -15,7 +15,7 @@ import numpy as np
 from ..engine.config import TrainConfig
 from ..engine.events import Notice, StageProgress
 from ..engine.recipe import fill
-from ..evaluation.domain_shift import stage_shift, stages_to_adapt
+from ..evaluation.domain_shift import far_from_pretraining, stage_shift, stages_to_adapt
 from ..models.layers import after_stages, stages
 
 SHIFT_IMAGES = 128  # training images the stage-shift gauge looks at to choose layers
@@ -35,9 +35,7 @@ def choose(config, model, prepared, prep, setup, emit) -> TrainConfig:
         paths = stages(model)
         wanted, chosen = stages_to_adapt(shifts, paths, setup.device.type)
         trainable = chosen + after_stages(model)
-        # an early stage shifted (low-level statistics: another modality, contrast, scale):
-        # the features themselves must move
-        far = any(s in paths[:len(paths) // 2] for s in wanted)
+        far = far_from_pretraining(wanted, paths)
         if probe is None:
             probe = not far
         layers = ", ".join(chosen)

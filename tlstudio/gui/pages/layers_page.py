@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from ...core.engine.device import pick_device
-from ...core.evaluation.domain_shift import stages_to_adapt
+from ...core.evaluation.domain_shift import far_from_pretraining, stages_to_adapt
 from ...core.models.backbones import build_model
 from ...core.models.layers import adapt_plan, layer_tree, preset_plan, stages
 from ..layer_model import LayerTreeModel
@@ -42,6 +42,7 @@ class LayersPage(Page):
 
         self.shifts: dict[str, float] = {}
         self.adapt: list[str] | None = None  # the stages the gauge recommends; None: unknown
+        self.far = False  # the gauge found early stages shifted: no probe first
         self.measured_for: tuple | None = None
         self._measure_task = LatestTask(self)
 
@@ -55,7 +56,8 @@ class LayersPage(Page):
         explanations = (
             "A linear probe first, then fine-tuning from it: the stages marked 'adapt' in the "
             "Shift column learn with small steps (smaller for earlier layers); epochs and "
-            "steps follow the number of images. It keeps the better of the two on validation.",
+            "steps follow the number of images. Images far from the pretraining ones (early "
+            "stages shifted) skip the probe: their features must move.",
             "The whole backbone stays frozen; its features are computed once and only the new "
             "head learns.",
             "You choose: slower; lets the backbone adapt to images unlike everyday photos "
@@ -164,6 +166,7 @@ class LayersPage(Page):
         """Shifts belong to the images, backbone and window they were measured with."""
         self._measure_task.cancel()
         self.shifts, self.adapt, self.measured_for = {}, None, None
+        self.far = False
         self.apply_button.setEnabled(False)
         self.shift_label.setText("")
         if self.tree_model is not None:
@@ -201,6 +204,7 @@ class LayersPage(Page):
     def _show_shifts(self, shifts: list[dict]) -> None:
         adapt, self.adapt = stages_to_adapt(shifts, stages(self.net),
                                             pick_device("auto").device.type)
+        self.far = far_from_pretraining(adapt, stages(self.net))
         if not shifts:
             self.shift_label.setText(
                 f"{self.state.spec.display_name} has no BatchNorm statistics to compare with: "
@@ -269,9 +273,13 @@ class LayersPage(Page):
             else:
                 plan = adapt_plan(self.net, self.adapt)
                 self.tree_model.show_plan(plan)
-                summary = (f"A linear probe first, then fine-tuning {', '.join(self.adapt)}: "
-                           + plan.summary())
-                self.state.set_plan("recommended", plan.frozen_paths(self.net), summary)
+                layers = ", ".join(self.adapt)
+                summary = (f"Fine-tuning {layers} from a fresh head (your images shift early "
+                           "stages: the features must move; a head probed first would hold "
+                           "them back): " if self.far else
+                           f"A linear probe first, then fine-tuning {layers}: ") + plan.summary()
+                self.state.set_plan("recommended", plan.frozen_paths(self.net), summary,
+                                    probe_first=not self.far)
         else:
             summary = preset_plan(self.net, "head").summary() + " (the head)"
             self.state.set_plan("linear-probe", None, summary)
