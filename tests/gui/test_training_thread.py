@@ -65,6 +65,7 @@ def test_gui_thread_keeps_painting_and_stop_is_quick(qtbot, window, shapes):
     assert SCORING in stages
     qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=2_000)
     assert not page.stop_button.isEnabled()
+    assert page.rate_label.text() == ""  # no "images/s · ETA" beside "Stopped"
 
 
 def test_pause_holds_training(qtbot, window, shapes):

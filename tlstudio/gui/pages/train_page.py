@@ -475,6 +475,7 @@ class TrainPage(Page):
 
     def _ended(self) -> None:
         self._set_running(False)
+        self.rate_label.setText("")  # a rate and an ETA of a run that ended mean nothing
 
     def _finished(self, info: dict) -> None:
         """Slots of the worker's signals are methods of this page, never lambdas: Qt runs a
