@@ -21,3 +21,18 @@ def test_an_image_from_another_domain_is_marked(qtbot, window, br35h_probe_run, 
     assert "1 unlike anything this model was trained on" in page.status_label.text()
     page.table.selectRow(1)
     assert "not to be trusted" in page.preview_text.text()
+    assert page.status_label.text().startswith("2 images predicted")
+
+
+def test_counts_say_what_was_predicted_and_what_was_not(qtbot, window, br35h_probe_run,
+                                                        br35h_csv, tmp_path):
+    mri = br35h_csv.read_text().splitlines()[1].split(",")[0]
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    window.state.set_run(br35h_probe_run)
+    page = window.predict_page
+    window.go(6)
+    page.predict_paths([mri, broken])
+    qtbot.waitUntil(lambda: page.table.rowCount() == 2 and not page.busy, timeout=60_000)
+    # one answer and one unreadable file: not "2 image(s) predicted, 1 unreadable"
+    assert page.status_label.text().startswith("1 image predicted, 1 file unreadable")

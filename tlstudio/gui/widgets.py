@@ -9,6 +9,11 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
 
 
+def count(n: int, word: str, plural: str | None = None) -> str:
+    """``1 image``, ``3 images``: never "1 image(s)" or "1 files"."""
+    return f"{n} {word if n == 1 else plural or word + 's'}"
+
+
 def title(text: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName("title")

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from ...core.data.images import ImageReadError
 from ...core.evaluation.ood import QUANTILE
 from ...core.runs.predict import Predictor
-from ..widgets import DropZone, thumbnail, title
+from ..widgets import DropZone, count, thumbnail, title
 from ..workers import LatestTask
 from .base import Page
 
@@ -127,7 +127,7 @@ class PredictPage(Page):
                 else "Train a model first (step Train).")
             return
         self.busy = True
-        self.status_label.setText(f"Predicting {len(paths)} item(s)…")
+        self.status_label.setText(f"Predicting {count(len(paths), 'item')}…")
 
         cached = self.predictor if self.predictor_for == run_dir else None
 
@@ -171,9 +171,9 @@ class PredictPage(Page):
                 self.table.setItem(r, c, QTableWidgetItem(f"{label}  {p:.1%}"))
         errors = sum(1 for r in results if r.error)
         strange = sum(1 for r in results if r.ood)
-        self.status_label.setText(
-            f"{len(results)} image(s) predicted"
-            + (f", {errors} unreadable" if errors else "")
+        self.status_label.setText(  # the unreadable ones were not predicted
+            f"{count(len(results) - errors, 'image')} predicted"
+            + (f", {count(errors, 'file')} unreadable" if errors else "")
             + (f", <b>{strange} unlike anything this model was trained on (⚠): do not trust "
                "their answers</b>" if strange else "") + ". "
             + decision_text(self.predictor))
