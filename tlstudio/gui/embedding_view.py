@@ -14,6 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from .widgets import count
 from .workers import LatestTask
 
 SYMBOLS = {"train": "o", "val": "s", "test": "t"}
@@ -115,7 +116,7 @@ class EmbeddingMapView(QWidget):
         text = (f"{len(points)} images · {wrong} the model gets wrong (red ring) · "
                 "○ training ▢ validation △ test")
         if result["duplicates"]:
-            text += (f" · {len(result['duplicates'])} near-duplicate pair(s) (lines)"
+            text += (f" · {count(len(result['duplicates']), 'near-duplicate pair')} (lines)"
                      + (f", <b>{leaks} split across parts: leakage, the held-out numbers "
                         "are optimistic</b>" if leaks else ""))
         self.status.setText(text + ". Click a point to see the image.")

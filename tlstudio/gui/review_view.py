@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.data.labels import LabelProject
-from .widgets import hint, thumbnail
+from .widgets import count, hint, thumbnail
 from .workers import LatestTask
 
 PREVIEW = 120
@@ -176,8 +176,9 @@ class ReviewView(QWidget):
         self.relabel_combo.addItems(self.index.classes)
         labels = sum(r.kind == "label" for r in self.rows)
         self.status.setText(
-            f"{labels} label(s) the model doubts and {len(self.rows) - labels} "
-            f"near-duplicate pair(s) among {len(self.index.items)} images, most suspicious "
+            f"{count(labels, 'label')} the model doubts and "
+            f"{count(len(self.rows) - labels, 'near-duplicate pair')} among "
+            f"{count(len(self.index.items), 'image')}, most suspicious "
             "first." if self.rows else "Nothing suspicious found.")
         self._fill()
 

@@ -31,7 +31,15 @@ from ...core.data.samples import sample_dataset
 from ...core.data.split import make_split
 from ...pixels import parse_image_key
 from ..state import settings
-from ..widgets import DropZone, add_window_choices, hint, image_facts, thumbnail, title
+from ..widgets import (
+    DropZone,
+    add_window_choices,
+    count,
+    hint,
+    image_facts,
+    thumbnail,
+    title,
+)
 from ..workers import LatestTask, run_task
 from .base import Page
 
@@ -376,7 +384,8 @@ class DataPage(Page):
         self.summary_label.setText(
             f"<b>{len(index.items)} images in {len(index.classes)} classes</b> — "
             + ", ".join(f"{name}: {n}" for name, n in counts.items())
-            + (f" · {skipped} files or rows not used (listed below)" if skipped else ""))
+            + (f" · {count(skipped, 'file or row', 'files or rows')} not used (listed below)"
+               if skipped else ""))
         self.chart.clear()
         xs = list(range(len(counts)))
         self.bars = pg.BarGraphItem(x=xs, height=list(counts.values()), width=0.6,

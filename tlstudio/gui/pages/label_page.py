@@ -39,7 +39,7 @@ from ...core.data.labels import KEYS, LabelError, LabelProject
 from ...core.studies.active_learning import MIN_PER_CLASS, FolderFeatures
 from ..review_view import ReviewView
 from ..state import settings
-from ..widgets import add_window_choices, hint, thumbnail, title
+from ..widgets import add_window_choices, count, hint, thumbnail, title
 from ..workers import LatestTask
 from .base import Page
 
@@ -268,9 +268,11 @@ class LabelPage(Page):
             return
         done = set(self.project.labels)
         self.queue = [p for p in self.queue if str(p) not in done]
-        self.status.setText(f"{taken} label(s) imported from {csv_file.name}"
-                            + (f"; {outside} row(s) name images outside this folder and "
-                               "were not used" if outside else ""))
+        self.status.setText(f"{count(taken, 'label')} imported from {csv_file.name}"
+                            + (f"; {count(outside, 'row')} name"
+                               + ("s" if outside == 1 else "")
+                               + " images outside this folder and were not used"
+                               if outside else ""))
         self._after_change()
 
     def _add_class(self) -> None:
@@ -311,7 +313,7 @@ class LabelPage(Page):
     def _features_ready(self, features: FolderFeatures) -> None:
         self.features = features
         if features.unreadable:
-            self.status.setText(f"{len(features.unreadable)} file(s) cannot be read as "
+            self.status.setText(f"{count(len(features.unreadable), 'file')} cannot be read as "
                                 f"images and are not offered, e.g. {features.unreadable[0]}")
         self._update_model()
 
