@@ -104,7 +104,7 @@ class AgreedControl(Control):
 
     def step(self) -> None:
         self.steps += 1
-        if self.steps % self.EVERY == 1 and sum_values(
+        if (self.steps - 1) % self.EVERY == 0 and sum_values(  # the 1st, 5th, 9th... step
                 self.world, [float(self.control.stopped)])[0]:
             raise Cancelled()
 
