@@ -150,6 +150,12 @@ _SETTING_FLAGS = ("data", "out", "backbone", "epochs", "lr", "weights", "init_fr
                   "trainable")
 
 
+def _setting_flags_given(args, *allowed) -> list[str]:
+    """The setting flags the user gave (beyond ``allowed``), as typed."""
+    return [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
+            if name not in allowed and getattr(args, name) is not None]
+
+
 def cmd_train(args) -> int:
     from ..core.engine.distributed import launched, leave
 
@@ -172,8 +178,7 @@ def _train(args) -> int:
 
     listeners = [EventPrinter()] if args.events else [ProgressPrinter()]
     if args.resume:
-        given = [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
-                 if getattr(args, name) is not None]
+        given = _setting_flags_given(args)
         if given:
             raise UserError(f"--resume continues a run with its own settings; drop "
                             f"{', '.join(given)}")
@@ -248,8 +253,7 @@ def _settings_file(args):
 
     from ..core.engine.config import TrainConfig
 
-    given = [f"--{name.replace('_', '-')}" for name in _SETTING_FLAGS
-             if name not in ("data", "out") and getattr(args, name) is not None]
+    given = _setting_flags_given(args, "data", "out")
     if given:
         raise UserError(f"--settings holds every training setting; drop {', '.join(given)}")
     try:
