@@ -151,3 +151,71 @@ def test_several_gpus_share_a_run_that_stop_still_ends(qtbot, window, shapes, mo
     # each epoch plotted once: the first process speaks for both
     assert page.val_points[0] == list(range(1, metrics["epochs_run"] + 1))
     assert page.start_button.isEnabled()
+
+
+def _fake_training(pause_seen: list):
+    """A training that takes a known time: a 2 s decoding step, 4 epochs of 8 batches of
+    0.1 s and a validation of 0.2 s, then a 0.4 s scoring. It checks the control between
+    units, like the real loop, and each unit's event arrives after the unit's work (so one
+    arrives after Pause was pressed)."""
+    from tlstudio.core.engine import events as ev
+
+    def train(config, dataset, out_dir, listeners=(), control=None):
+        def emit(event):
+            for listener in listeners:
+                listener(event)
+
+        for done in range(0, 21):
+            control.checkpoint()
+            time.sleep(0.1)
+            if control.paused:
+                pause_seen.append(done)
+            emit(ev.StageProgress("decoding images", done, 20))
+        for epoch in range(1, 5):
+            emit(ev.EpochStarted(epoch, 4))
+            for batch in range(1, 9):
+                control.checkpoint()
+                time.sleep(0.1)
+                emit(ev.BatchDone(epoch, batch, 8, 0.5, 80.0))
+            time.sleep(0.2)
+            emit(ev.EpochDone(epoch, 4, 0.5, 0.5, 0.8, 1e-3, 1.0, epoch == 1))
+        emit(ev.StageProgress(SCORING, 0, 1))
+        time.sleep(0.4)
+        emit(ev.StageProgress(SCORING, 1, 1))
+        emit(ev.Finished(str(out_dir), {}))
+
+    return train
+
+
+def test_time_left_is_honest_and_pause_stays_shown(qtbot, window, shapes, monkeypatch):
+    """After the first epoch the time left shown is within half of the real time left (the
+    old estimate counted the decoding step's time as epochs' time); while paused the status
+    says so whatever event of the batch in flight arrives; a run that ended shows none."""
+    import tlstudio.core.runs.training as training
+
+    pause_seen: list = []
+    monkeypatch.setattr(training, "train", _fake_training(pause_seen))
+    page = _ready_to_train(qtbot, window, shapes)
+    page.start()
+    qtbot.waitUntil(lambda: page.progress.value() >= 3, timeout=10_000)
+    page.toggle_pause()
+    assert "Paused" in page.status_label.text()
+    qtbot.waitUntil(lambda: bool(pause_seen), timeout=5_000)  # the unit in flight reported...
+    qtbot.wait(300)
+    assert "decoding images" in page.status_label.text()
+    assert "Paused" in page.status_label.text()  # ...and the pause is still shown
+    assert "Paused" in page.rate_label.text()
+    qtbot.wait(1500)  # paused time: not counted as work
+    page.toggle_pause()
+
+    shown: list[float] = []
+    page.runner.worker.epoch_done.connect(
+        lambda info: info["epoch"] == 1 and shown.append(time.perf_counter()))
+    qtbot.waitUntil(lambda: bool(shown) and page.time_left is not None
+                    and "Epoch 2" in page.status_label.text(), timeout=20_000)
+    estimate, at = page.time_left, shown[0]
+    assert "left" in page.rate_label.text() and "images/s" in page.rate_label.text()
+    qtbot.waitUntil(lambda: not page.running, timeout=20_000)
+    real = time.perf_counter() - at
+    assert abs(estimate - real) <= 0.5 * real, (estimate, real)
+    assert page.rate_label.text() == "" and page.time_left is None

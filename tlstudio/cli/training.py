@@ -14,10 +14,19 @@ class ProgressPrinter:
     """Training events as a one-line progress bar on a terminal, plain lines otherwise."""
 
     def __init__(self, stream=sys.stderr):
+        from ..core.engine.forecast import Forecast
+
         self.stream = stream
         self.tty = stream.isatty()
         self._last = 0.0
         self._epoch_start = time.perf_counter()
+        self.forecast = Forecast()
+
+    def _left(self) -> str:
+        from ..core.engine.forecast import describe
+
+        text = describe(self.forecast.estimate())
+        return f" · {text}" if text else ""
 
     def _line(self, text: str, final: bool = False) -> None:
         if self.tty:
@@ -30,12 +39,14 @@ class ProgressPrinter:
     def __call__(self, event) -> None:
         from ..core.engine import events as ev
 
+        self.forecast.see(event)
         if isinstance(event, ev.StageProgress):
             if self.tty or event.done == event.total:
                 if event.done == event.total or time.perf_counter() - self._last > 0.1:
                     self._last = time.perf_counter()
-                    self._line(f"{event.stage}: {event.done}/{event.total}",
-                               final=event.done == event.total)
+                    done = event.done == event.total
+                    self._line(f"{event.stage}: {event.done}/{event.total}"
+                               + ("" if done else self._left()), final=done)
         elif isinstance(event, ev.EpochStarted):
             self._epoch_start = time.perf_counter()
         elif isinstance(event, ev.BatchDone):
@@ -45,7 +56,8 @@ class ProgressPrinter:
                 filled = int(width * event.batch / event.batches)
                 bar = "#" * filled + "-" * (width - filled)
                 self._line(f"epoch {event.epoch} [{bar}] {event.batch}/{event.batches} "
-                           f"loss {event.loss:.3f} {event.images_per_s:.0f} img/s")
+                           f"loss {event.loss:.3f} {event.images_per_s:.0f} img/s"
+                           + self._left())
         elif isinstance(event, ev.EpochDone):
             mark = " *" if event.improved else ""
             self._line(

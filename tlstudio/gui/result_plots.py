@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QTableWidget, QTableWidgetItem, QTabWidget
 
 from ..core.evaluation.uncertainty import format_ci
+from .widgets import PlotNote
 
 
 class ConfusionMatrixPlot(pg.PlotWidget):
@@ -99,6 +100,8 @@ class ResultCurves(QTabWidget):
         self.addTab(self.roc_plot, "ROC")
         self.addTab(self.pr_plot, "PR")
         self.addTab(self.reliability_plot, "Calibration")
+        self.notes = {plot: PlotNote(plot) for plot in (self.roc_plot, self.pr_plot,
+                                                        self.reliability_plot)}
         self.subgroup_table = QTableWidget(0, 0)
         self.subgroup_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.subgroup_table.setToolTip("The same numbers for each value of a CSV column or a "
@@ -109,6 +112,7 @@ class ResultCurves(QTabWidget):
         """Empty plots and table (the tabs stay)."""
         for plot in (self.roc_plot, self.pr_plot, self.reliability_plot):
             plot.clear()
+            self.notes[plot].show_when(True, "no data yet")
         self.subgroup_table.clear()
         self.subgroup_table.setRowCount(0)
 
@@ -129,11 +133,15 @@ class ResultCurves(QTabWidget):
                                        symbolBrush=(214, 39, 40), symbolSize=9)
             pr = curves["pr"]
             self.pr_plot.plot(pr["recall"], pr["precision"], pen=pen)
+        for plot in (self.roc_plot, self.pr_plot):
+            self.notes[plot].show_when(not curves, "for two classes only: see the confusion "
+                                                   "matrix and the per-class table")
         only = "" if curves else " (two classes only)"
         self.roc_plot.setTitle(f"ROC{only}")
         self.pr_plot.setTitle(f"Precision–recall{only}")
         bins = block.get("reliability") or []
         self.reliability_plot.plot([0, 1], [0, 1], pen=diagonal)
+        self.notes[self.reliability_plot].show_when(not bins, "no data yet")
         if bins:
             self.reliability_plot.plot([b["confidence"] for b in bins],
                                        [b["accuracy"] for b in bins], pen=pen, symbol="o",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
 
@@ -25,6 +25,39 @@ def hint(text: str) -> QLabel:
     label.setObjectName("hint")
     label.setWordWrap(True)
     return label
+
+
+class PlotNote(QLabel):
+    """Grey words over the middle of a plot while it has nothing to show ("no data yet"),
+    so that bare 0-1 axes are not read as a result."""
+
+    def __init__(self, plot, text: str = "no data yet", hide: tuple = ()):
+        super().__init__(text, plot)
+        self._hidden_while_empty = hide  # e.g. a legend of curves that are not there yet
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+        self.setStyleSheet("color: #777; background: transparent; font-style: italic;")
+        self.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        plot.installEventFilter(self)
+        self._place(plot)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize:
+            self._place(watched)
+        return False
+
+    def _place(self, plot) -> None:
+        width = max(120, plot.width() - 80)
+        self.setGeometry((plot.width() - width) // 2, plot.height() // 2 - 20, width, 40)
+
+    def show_when(self, empty: bool, text: str | None = None) -> None:
+        if text is not None:
+            self.setText(text)
+        self.setVisible(empty)
+        for item in self._hidden_while_empty:
+            item.setVisible(not empty)
+        if empty:
+            self.raise_()
 
 
 def dropped_paths(mime) -> list[Path]:

@@ -20,6 +20,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, QTimer, Signal, Slot
 
 from ..core.engine import events as ev
+from ..core.engine.forecast import Forecast, describe
 from ..core.logs import report_bug
 from ..errors import UserError
 
@@ -185,6 +186,7 @@ class TrainingWorker(QObject):
     notice = Signal(str)
     finished = Signal(dict)
     failed = Signal(str)
+    time_left = Signal(float, str)  # seconds (-1: none yet) and the words for them
 
     BATCH_INTERVAL_S = 0.05  # at most ~20 plot updates a second
 
@@ -196,6 +198,7 @@ class TrainingWorker(QObject):
         self.processes = processes  # > 1: torchrun processes (one per GPU) share the run
         self.resuming = resume  # continue the run in out_dir instead of starting one
         self.control = ev.Control()
+        self.forecast = Forecast()
         self._last_batch = 0.0
         self._last_stage = 0.0
 
@@ -229,18 +232,22 @@ class TrainingWorker(QObject):
 
     def _on_event(self, event: ev.Event) -> None:
         now = time.perf_counter()
+        self.forecast.see(event)
         if isinstance(event, ev.BatchDone):
             if event.batch == event.batches or now - self._last_batch >= self.BATCH_INTERVAL_S:
                 self._last_batch = now
                 self.batch_done.emit(asdict(event))
+                self._tell_time_left()
         elif isinstance(event, ev.StageProgress):
             if event.done == event.total or now - self._last_stage >= self.BATCH_INTERVAL_S:
                 self._last_stage = now
                 self.stage_progress.emit(event.stage, event.done, event.total)
+                self._tell_time_left()
         elif isinstance(event, ev.EpochStarted):
             self.epoch_started.emit(event.epoch, event.epochs)
         elif isinstance(event, ev.EpochDone):
             self.epoch_done.emit(asdict(event))
+            self._tell_time_left()
         elif isinstance(event, ev.Notice):
             self.notice.emit(event.message)
         elif isinstance(event, ev.Finished):
@@ -248,13 +255,19 @@ class TrainingWorker(QObject):
         elif isinstance(event, ev.Failed):
             self.failed.emit(event.message)
 
+    def _tell_time_left(self) -> None:
+        left = self.forecast.estimate()
+        self.time_left.emit(-1.0 if left is None else left.seconds, describe(left))
+
     def stop(self) -> None:
         self.control.stop()
 
     def pause(self) -> None:
         self.control.pause()
+        self.forecast.pause()
 
     def resume(self) -> None:
+        self.forecast.resume()
         self.control.resume()
 
 

@@ -39,7 +39,7 @@ from ...core.data.labels import KEYS, LabelError, LabelProject
 from ...core.studies.active_learning import MIN_PER_CLASS, FolderFeatures
 from ..review_view import ReviewView
 from ..state import settings
-from ..widgets import add_window_choices, count, hint, thumbnail, title
+from ..widgets import PlotNote, add_window_choices, count, hint, thumbnail, title
 from ..workers import LatestTask
 from .base import Page
 
@@ -170,6 +170,8 @@ class LabelPage(Page):
         self.curve.setLabel("left", "accuracy (cross-validated)")
         self.curve.setYRange(0, 1)
         self.curve.setMinimumHeight(120)
+        self.curve_note = PlotNote(self.curve, "no data yet: the curve shows once a few "
+                                               "labels of each class can be checked")
         self.curve.setToolTip(
             "Accuracy of the quick model on labels it did not train on, for growing numbers "
             "of labels: when the curve flattens, more labels stop paying. The images the "
@@ -365,6 +367,7 @@ class LabelPage(Page):
             self._show_current()
             return
         self.curve.clear()
+        self.curve_note.show_when(not curve)
         if curve:
             xs, ys = [c[0] for c in curve], [c[1] for c in curve]
             self.curve.plot(xs, ys, pen=pg.mkPen((31, 119, 180), width=2), symbol="o")

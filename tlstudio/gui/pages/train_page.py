@@ -3,7 +3,6 @@ start from an earlier run (probe, then fine-tune), and resume runs that did not 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pyqtgraph as pg
@@ -28,15 +27,9 @@ from ...core.engine.device import pick_device
 from ...core.runs import launch
 from ...core.runs.history import list_runs, new_run_dir, read_config, read_epochs
 from ...errors import UserError
-from ..widgets import title
+from ..widgets import PlotNote, title
 from ..workers import TrainingThread, TrainingWorker
 from .base import Page
-
-
-def _eta(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
 
 AUTO = "auto"
 MODE_NAMES = {"recommended": "Recommended (probe, then fine-tune)",
@@ -55,9 +48,13 @@ class TrainPage(Page):
         self._mode_filled: str | None = None
         self._filling = False  # the page itself sets fields: not a user's change
         self._launched_generation = 0
-        self._t0 = 0.0
         self._batches_total = 0
         self._batches_done = 0
+        self._epochs_total = 0
+        self._step_text = ""  # what the run does now ("features: 160/240", "Epoch 2 of 8")
+        self._speed = ""  # "316 images/s" during the epochs
+        self.time_left: float | None = None  # the forecast shown (core/engine/forecast.py)
+        self._time_left_text = ""
 
         layout = QVBoxLayout(self)
         layout.addWidget(title("Training"))
@@ -227,6 +224,11 @@ class TrainPage(Page):
         for plot in (self.loss_plot, self.acc_plot):
             plot.setMinimumSize(220, 160)
             plots.addWidget(plot)
+        self.loss_note = PlotNote(self.loss_plot, "no data yet: the loss shows from the "
+                                                  "first batches",
+                                  hide=(self.loss_plot.getPlotItem().legend,))
+        self.acc_note = PlotNote(self.acc_plot, "no data yet: accuracy on the validation "
+                                                "images shows after each epoch")
         layout.addLayout(plots, 1)
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
@@ -372,13 +374,13 @@ class TrainPage(Page):
         worker.notice.connect(self.write_log)
         worker.finished.connect(self._finished)  # a bound method: runs in the GUI thread
         worker.failed.connect(self._failed)
+        worker.time_left.connect(self._time_left)
         self.runner = TrainingThread(worker, self)
         self.runner.ended.connect(self._ended)
-        self._t0 = time.perf_counter()
         self._batches_done = 0
+        self.runner.start()  # first: the Next button's hint asks whether it runs
         self._set_running(True)
         self.pause_button.setEnabled(worker.processes == 1)
-        self.runner.start()
         if self.state.run_dir is not None:  # its results are the previous ones from now on
             self.state.set_run(None, outdated=f"a new run ({out.name}) is training; the "
                                               f"previous run {self.state.run_dir.name} is "
@@ -391,16 +393,43 @@ class TrainPage(Page):
         if worker.control.paused:
             worker.resume()
             self.pause_button.setText("Pause")
-            self.status_label.setText("Resumed.")
         else:
             worker.pause()
             self.pause_button.setText("Resume")
-            self.status_label.setText("Paused (between batches).")
+        self._show_step()
+        self._show_rate()
+
+    @property
+    def paused(self) -> bool:
+        return self.running and self.runner.worker.control.paused
+
+    def _show_step(self, text: str | None = None) -> None:
+        """The status line: what the run does now, and that it is paused for as long as it
+        is (events of the batch in flight keep arriving after Pause)."""
+        if text is not None:
+            self._step_text = text
+        if self.paused:
+            where = f" at {self._step_text}" if self._step_text else ""
+            self.status_label.setText(f"<b>Paused</b>{where}: the work stops after the "
+                                      "current batch. Press Resume to go on.")
+        else:
+            self.status_label.setText(self._step_text or "Running…")
+
+    def _show_rate(self) -> None:
+        if self.paused:
+            self.rate_label.setText("Paused: no time runs out while paused.")
+            return
+        self.rate_label.setText(" · ".join(t for t in (self._speed, self._time_left_text) if t))
+
+    def _time_left(self, seconds: float, text: str) -> None:
+        self.time_left = None if seconds < 0 else seconds
+        self._time_left_text = text
+        self._show_rate()
 
     def stop(self) -> None:
         if self.running:
-            self.status_label.setText("Stopping after the current batch…")
             self.runner.worker.stop()
+            self._show_step("Stopping after the current batch…")
 
     def stop_and_wait(self) -> None:
         """Stop and wait for the worker to finish its batch and save (never cut off)."""
@@ -433,19 +462,25 @@ class TrainPage(Page):
         self.acc_points: tuple[list, list] = ([], [])
         for curve in (self.train_curve, self.val_curve, self.acc_curve):
             curve.setData([], [])
+        self.loss_note.show_when(True)
+        self.acc_note.show_when(True)
         self.progress.setValue(0)
+        self._step_text = self._speed = self._time_left_text = ""
+        self.time_left, self._epochs_total = None, 0
         self.rate_label.setText("")
 
     def _stage(self, stage: str, done: int, total: int) -> None:
-        self.status_label.setText(f"{stage}: {done}/{total}")
+        self._speed = ""  # a step's speed is not the epochs' speed
+        self._show_step(f"{stage}: {done:,}/{total:,}" if total > 1 else f"{stage}…")
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 
     def _epoch_started(self, epoch: int, epochs: int) -> None:
-        self.status_label.setText(f"Epoch {epoch} of {epochs}")
+        self._epochs_total = epochs  # the run's own count (recommended chooses it)
+        self._show_step(f"Epoch {epoch} of {epochs}")
 
     def _batch(self, info: dict) -> None:
-        epochs = self.epochs.value()
+        epochs = self._epochs_total or self.epochs.value()
         self._batches_total = info["batches"] * epochs
         self._batches_done = (info["epoch"] - 1) * info["batches"] + info["batch"]
         self.progress.setRange(0, self._batches_total)
@@ -454,10 +489,9 @@ class TrainPage(Page):
         self.train_points[0].append(x)
         self.train_points[1].append(info["loss"])
         self.train_curve.setData(*self.train_points)
-        elapsed = time.perf_counter() - self._t0
-        rate = self._batches_done / max(elapsed, 1e-6)
-        remaining = (self._batches_total - self._batches_done) / max(rate, 1e-6)
-        self.rate_label.setText(f"{info['images_per_s']:.0f} images/s · ETA {_eta(remaining)}")
+        self.loss_note.show_when(False)
+        self._speed = f"{info['images_per_s']:,.0f} images/s"
+        self._show_rate()
 
     def _epoch(self, info: dict, log: bool = True) -> None:
         self.val_points[0].append(info["epoch"])
@@ -466,6 +500,8 @@ class TrainPage(Page):
         self.acc_points[1].append(info["val_accuracy"])
         self.val_curve.setData(*self.val_points)
         self.acc_curve.setData(*self.acc_points)
+        self.loss_note.show_when(False)
+        self.acc_note.show_when(False)
         if not log:
             return
         star = "  (best so far, saved)" if info["improved"] else ""
@@ -475,7 +511,10 @@ class TrainPage(Page):
 
     def _ended(self) -> None:
         self._set_running(False)
-        self.rate_label.setText("")  # a rate and an ETA of a run that ended mean nothing
+        # a rate and a time left of a run that ended mean nothing
+        self._speed = self._time_left_text = ""
+        self.time_left = None
+        self.rate_label.setText("")
 
     def _finished(self, info: dict) -> None:
         """Slots of the worker's signals are methods of this page, never lambdas: Qt runs a
