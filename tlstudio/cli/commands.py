@@ -192,7 +192,14 @@ def _add_layers(sub) -> None:
 
 def cmd_layers(args) -> int:
     from ..core.models.backbones import DEFAULT_BACKBONE, build_model, get_spec
-    from ..core.models.layers import FreezePlan, adapt_plan, known_paths, layer_tree, preset_plan
+    from ..core.models.layers import (
+        FreezePlan,
+        adapt_plan,
+        known_paths,
+        layer_in_words,
+        layer_tree,
+        preset_plan,
+    )
 
     name = args.backbone or DEFAULT_BACKBONE
     model = build_model(name, 2, pretrained=False)
@@ -225,14 +232,14 @@ def cmd_layers(args) -> int:
         if node.path:
             shift = f"{shifts[node.path]:>7.2f}" if node.path in shifts else " " * 7
             print(f"{'  ' * (depth - 1)}{node.path:<{40 - 2 * (depth - 1)}} "
-                  f"{node.type_name:<22}{node.parameters:>12,}  {plan.state(node.path):<9}"
-                  f"{shift if shifts else ''}")
+                  f"{layer_in_words(node.type_name)[0]:<28}{node.parameters:>12,}  "
+                  f"{plan.state(node.path):<9}{shift if shifts else ''}  {node.type_name}")
         if depth < args.depth:
             for child in node.children:
                 show(child, depth + 1)
 
-    print(f"{'module path':<40} {'type':<22}{'parameters':>12}  {'state':<9}"
-          + ("  shift" if shifts else ""))
+    print(f"{'module path':<40} {'kind':<28}{'parameters':>12}  {'state':<9}"
+          + ("  shift" if shifts else "") + "  class")
     show(layer_tree(model), 0)
     if adapt is not None:
         print("shift: how far your images move each stage from its pretraining statistics "

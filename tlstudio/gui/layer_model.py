@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
-from ..core.models.layers import FreezePlan, LayerNode
+from ..core.models.layers import FreezePlan, LayerNode, layer_in_words
 
 COLUMNS = ("Layer", "Type", "Parameters", "Trainable", "Shift")
 SHIFT_TIP = ("How far your images move this stage from what it saw in pretraining (symmetric "
@@ -97,7 +97,7 @@ class LayerTreeModel(QAbstractItemModel):
             if column == 0:
                 return node.name
             if column == 1:
-                return node.type_name
+                return "whole network" if not node.path else layer_in_words(node.type_name)[0]
             if column == 2:
                 return _fmt(node.parameters)
             if column == 4:
@@ -115,6 +115,9 @@ class LayerTreeModel(QAbstractItemModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column == 4 and node.path in self.shifts:
                 return SHIFT_TIP + (" Recommended to adapt." if node.path in self.adapt else "")
+            if column == 1:
+                words, sentence = layer_in_words(node.type_name)
+                return f"{node.type_name}: {sentence}" if node.path else node.type_name
             return f"{node.path or '(whole model)'}: {self.plan.state(node.path)}"
         if role == Qt.ItemDataRole.TextAlignmentRole and column in (2, 3):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

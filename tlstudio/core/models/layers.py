@@ -30,6 +30,53 @@ class LayerNode:
     children: list[LayerNode] = field(default_factory=list)
 
 
+# What a layer does, in words, from its class name (first match wins): the layer tree and
+# `tlstudio layers` show these; the class name stays in the tooltip and the --json output.
+LAYER_WORDS: tuple[tuple[str, str, str], ...] = (
+    (r"ClassifierHead|^Head$", "classifier head",
+     "Turns the features into one score per class; always trained."),
+    (r"PatchEmbed", "patch embedding",
+     "Cuts the image into small squares and turns each into a vector."),
+    (r"SqueezeExcite|SEModule|EffectiveSE", "channel weighting",
+     "Learns how much each feature channel matters for this image (squeeze-and-excite)."),
+    (r"Attention", "attention",
+     "Lets every part of the image look at every other part."),
+    (r"Stage|Sequential|ModuleList", "group of layers", "Layers applied one after another."),
+    (r"Block|Bottleneck|InvertedResidual|DepthwiseSeparable|DenseLayer|Transition|Residual",
+     "block", "A repeated unit of several layers, usually with a shortcut around them."),
+    (r"Conv.*Norm|ConvBnAct", "convolution + normalisation",
+     "A convolution followed by normalisation and an activation, as one unit."),
+    (r"Norm.*Act", "normalisation + activation",
+     "Normalisation followed by an activation, as one unit."),
+    (r"Conv", "convolution",
+     "Slides small learned filters over the image to find edges, textures and shapes."),
+    (r"BatchNorm|LayerNorm|GroupNorm|Norm", "normalisation",
+     "Rescales the values passing through to a steady range; its statistics come from the "
+     "images it was trained on."),
+    (r"Linear", "fully connected",
+     "Every input connected to every output by a learned weight."),
+    (r"Mlp", "fully connected block",
+     "Two fully connected layers with an activation between them."),
+    (r"Pool", "pooling",
+     "Summarises neighbouring values (average or maximum); nothing to learn."),
+    (r"ReLU|GELU|SiLU|Swish|Sigmoid|Tanh|Hardswish|Hardsigmoid|Act", "activation",
+     "A fixed non-linear function between layers; nothing to learn."),
+    (r"Dropout|DropPath", "dropout",
+     "Switches random values off while training so the model cannot rely on any one."),
+    (r"Identity|Flatten", "pass-through", "Passes its input on unchanged."),
+)
+
+
+def layer_in_words(type_name: str) -> tuple[str, str]:
+    """(short words, one sentence) for a layer class; the whole model for unknown names."""
+    import re
+
+    for pattern, words, sentence in LAYER_WORDS:
+        if re.search(pattern, type_name):
+            return words, sentence
+    return "network", "The whole network or a part of it without a common name."
+
+
 def layer_tree(model: nn.Module, max_depth: int | None = None) -> LayerNode:
     """The module hierarchy with parameter counts; modules without parameters are kept."""
 
@@ -94,7 +141,9 @@ class FreezePlan:
     def summary(self) -> str:
         total, trainable = self.total(), self.trainable()
         share = 100.0 * trainable / total if total else 0.0
-        return f"{trainable:,} of {total:,} parameters trainable ({share:.1f} %)"
+        # a head of 4,098 in 23.5 million is 0.017 %, not "0.0 %"
+        shown = f"{share:.2g}" if 0 < share < 0.1 else f"{share:.1f}"
+        return f"{trainable:,} of {total:,} parameters trainable ({shown} %)"
 
     def frozen_paths(self, model: nn.Module) -> list[str]:
         """The shortest list of module paths that reproduces this plan (for config files)."""
