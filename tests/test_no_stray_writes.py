@@ -27,8 +27,8 @@ def _everything(root: Path) -> set[str]:
 def test_export_and_predict_model_write_nothing_outside_their_folders(tmp_path):
     data = make_shapes_folder(tmp_path / "data", per_class=10)
     run = tmp_path / "run"
-    train(TrainConfig(backbone="efficientnet_lite0", epochs=2, batch_size=8, workers=2),
-          data, run)
+    train(TrainConfig(backbone="efficientnet_lite0", mode="linear-probe", epochs=2,
+                      batch_size=8, workers=2), data, run)
     home, temp, out = tmp_path / "home", tmp_path / "temp", tmp_path / "exported"
     home.mkdir()
     temp.mkdir()

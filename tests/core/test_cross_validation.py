@@ -36,7 +36,7 @@ def test_train_with_folds_reports_mean_and_spread_then_trains_the_final_model(
         shapes_folder, tmp_path, capsys):
     out = tmp_path / "cv"
     assert main(["train", "--data", str(shapes_folder), "--out", str(out), "--folds", "3",
-                 "--epochs", "8", "--batch-size", "16"]) == 0
+                 "--mode", "linear-probe", "--epochs", "20", "--batch-size", "16"]) == 0
     printed = capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     cv = metrics["cv"]

@@ -21,14 +21,14 @@ from ..test_cli import tlstudio
 CASES = {
     "fine-tune": ["--mode", "fine-tune", "--freeze", "full", "--epochs", "4",
                   "--batch-size", "4", "--augmentation", "photo"],
-    "linear-probe": ["--mode", "linear-probe", "--epochs", "120", "--batch-size", "1",
-                     "--patience", "120"],
+    "linear-probe": ["--mode", "linear-probe", "--epochs", "40", "--batch-size", "1",
+                     "--patience", "40"],
     # the probe first (not resumed: it reruns if killed), then the fine-tune from it, whose
     # epoch 0 is the probe
     "recommended": ["--mode", "recommended", "--epochs", "4", "--batch-size", "4",
                     "--patience", "4", "--no-compare-scratch"],
 }
-EPOCH_ROWS = {"fine-tune": list(range(1, 5)), "linear-probe": list(range(1, 121)),
+EPOCH_ROWS = {"fine-tune": list(range(1, 5)), "linear-probe": list(range(1, 41)),
               "recommended": list(range(0, 5))}
 
 

@@ -178,8 +178,9 @@ def test_bad_inputs_fail_with_messages(shapes_folder, tmp_path):
     with pytest.raises(TrainingError, match="inside the dataset folder"):
         train(_quick(), shapes_folder, shapes_folder / "runs", [failures.append])
     assert isinstance(failures[-1], ev.Failed) and "never writes" in failures[-1].message
-    train(_quick(epochs=2), shapes_folder, tmp_path / "once")
+    once = _quick(epochs=2, mode="linear-probe")  # any finished run will do
+    train(once, shapes_folder, tmp_path / "once")
     with pytest.raises(TrainingError, match="already holds a run"):
-        train(_quick(epochs=2), shapes_folder, tmp_path / "once")
+        train(once, shapes_folder, tmp_path / "once")
     with pytest.raises(ValueError, match="augmentation"):
         train(_quick(augmentation="sparkles"), scan(shapes_folder), tmp_path / "aug")
