@@ -14,7 +14,9 @@ DEB=$(ls -t dist/tlstudio_*.deb | head -1)
 TARBALL=$(ls -t dist/tlstudio-*-linux-*.tar.gz | head -1)
 SENTINEL="TLSTUDIO SMOKE TEST PASSED"
 WORK=$(mktemp -d /tmp/tlstudio-package-test.XXXXXX)
-trap 'rm -rf "$WORK"' EXIT
+JOBS=()  # background jobs (the tarball's reading, Xvfb): stopped however this script ends
+cleanup() { for job in "${JOBS[@]}"; do kill "$job" 2>/dev/null || true; done; rm -rf "$WORK"; }
+trap cleanup EXIT
 
 step() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
@@ -37,6 +39,12 @@ smoke() {
     fi
 }
 
+# The tarball is read in full (gzip's checksum checked on the way) while the rest runs: one
+# core decompresses, the other checks and smoke-tests.
+tar -tzf "$TARBALL" > "$WORK/tarball.list" 2>"$WORK/tarball.err" &
+TARBALL_JOB=$!
+JOBS+=("$TARBALL_JOB")
+
 step "bundle and .deb contents, libraries"
 "$PY" packaging/check_bundle.py dist/tlstudio --deb "$DEB"
 
@@ -53,8 +61,7 @@ if [ "${TLSTUDIO_INSTALL_TEST:-0}" != 1 ]; then
 fi
 
 step "tarball ($TARBALL)"
-# one full pass (gzip's checksum checked on the way); grep -q on a pipe would stop it early
-tar -tzf "$TARBALL" > "$WORK/tarball.list"
+wait "$TARBALL_JOB" || { cat "$WORK/tarball.err"; echo "package-test: the tarball is damaged"; exit 1; }
 grep -qx 'tlstudio/tlstudio' "$WORK/tarball.list" || { echo "tarball lacks tlstudio/tlstudio"; exit 1; }
 echo "tarball ok"
 
@@ -66,8 +73,7 @@ if [ "${TLSTUDIO_INSTALL_TEST:-0}" = 1 ]; then
     if command -v Xvfb >/dev/null; then
         SMOKE_DISPLAY=:$((90 + RANDOM % 100))
         Xvfb "$SMOKE_DISPLAY" -screen 0 1280x800x24 -nolisten tcp >"$WORK/xvfb.log" 2>&1 &
-        XVFB_PID=$!
-        trap 'kill $XVFB_PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+        JOBS+=("$!")
         sleep 2
     fi
     smoke installed sh -c "$EXEC --smoke-test"

@@ -36,3 +36,52 @@ def test_counts_say_what_was_predicted_and_what_was_not(qtbot, window, br35h_pro
     qtbot.waitUntil(lambda: page.table.rowCount() == 2 and not page.busy, timeout=60_000)
     # one answer and one unreadable file: not "2 image(s) predicted, 1 unreadable"
     assert page.status_label.text().startswith("1 image predicted, 1 file unreadable")
+    assert page.table.item(1, 1).toolTip() == page.results[1].error  # the reason, whole
+    assert page.table.columnSpan(1, 1) == 4  # the reason gets the answer columns' width
+
+
+def test_save_as_csv_clear_and_a_summary_per_patient(qtbot, window, br35h_probe_run,
+                                                     br35h_csv, tmp_path):
+    import csv
+
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    mri = br35h_csv.read_text().splitlines()[1].split(",")[0]
+    scans = [get_testdata_file(name) for name in ("CT_small.dcm", "MR_small.dcm")]
+    ids = {str(pydicom.dcmread(f, stop_before_pixels=True).PatientID) for f in scans}
+    window.state.set_run(br35h_probe_run)
+    page = window.predict_page
+    window.go(6)
+    assert not page.save_button.isEnabled()  # nothing to save yet
+    page.predict_paths([mri, *scans])
+    qtbot.waitUntil(lambda: page.table.rowCount() == 3 and not page.busy, timeout=60_000)
+
+    # per patient: one row each, named by a one-way hash, never the PatientID
+    assert page.groups_table.isVisibleTo(page) and page.groups_table.rowCount() == 2
+    shown = {page.groups_table.item(r, 0).text() for r in range(2)}
+    assert all(s.startswith("patient-") for s in shown) and not shown & ids
+    images = sum(int(page.groups_table.item(r, 1).text()) for r in range(2))
+    assert images == 2  # the PNG has no patient
+
+    out = tmp_path / "saved" / "predictions.csv"
+    out.parent.mkdir()
+    page.save_csv(out)
+    assert "3 predictions saved" in page.status_label.text()
+    with open(out, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["path"] for r in rows] == [mri, *scans]
+    classes = page.predictor.classes
+    for row, result in zip(rows, page.results, strict=True):
+        assert row["called"] == result.label
+        assert abs(sum(float(row[f"p_{c}"]) for c in classes) - 1) < 1e-4
+    assert rows[0]["group"] == "" and {r["group"] for r in rows[1:]} == shown
+    assert not ids & set(out.read_text().split(","))
+    assert [p.name for p in out.parent.iterdir()] == ["predictions.csv"]  # no temp file left
+
+    page.save_csv(tmp_path / "no" / "such" / "folder.csv")  # said, not raised
+    assert "Not saved" in page.status_label.text()
+
+    page.clear()
+    assert page.table.rowCount() == 0 and not page.groups_table.isVisibleTo(page)
+    assert not page.save_button.isEnabled() and page.rows == []

@@ -72,6 +72,10 @@ def _add_predict(sub) -> None:
     source.add_argument("--model", help="exported model.onnx or model.pt (sidecars beside it)")
     p.add_argument("paths", nargs="+", help="images or folders")
     p.add_argument("--json", action="store_true", help="print a JSON list")
+    p.add_argument("--csv", metavar="FILE",
+                   help="also write the predictions to FILE: path, frame, patient group, the "
+                        "call, one probability column per class, the unfamiliar warning, "
+                        "errors")
     p.add_argument("--device", default="auto")
     p.add_argument("--explain", metavar="OUT_DIR",
                    help="with --run: write a Grad-CAM heatmap per image into OUT_DIR "
@@ -85,8 +89,15 @@ def _add_predict(sub) -> None:
 def cmd_predict(args) -> int:
     from pathlib import Path
 
+    from ..core.runs import prediction_table as table
     from ..core.runs.predict import Predictor, expand_paths, explanation_files
 
+    if args.csv:  # refused before any model is loaded
+        target = Path(args.csv).expanduser()
+        if target.is_dir():
+            raise UserError(f"--csv: '{args.csv}' is a folder; name a file")
+        if not target.parent.is_dir():
+            raise UserError(f"--csv: the folder '{target.parent}' does not exist")
     if args.explain or args.explain_class:
         if args.model:
             raise UserError("--explain needs --run: an exported model carries no gradients "
@@ -113,6 +124,10 @@ def cmd_predict(args) -> int:
     if not rows:
         print("no images found in the given paths", file=sys.stderr)
         return EXIT_BAD_INPUT
+    grouped = table.add_groups(rows)  # DICOM: the patient's one-way hash, never the ID
+    if args.csv:
+        written = table.write_csv(rows, args.csv)
+        print(f"predictions written to {written}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -123,6 +138,10 @@ def cmd_predict(args) -> int:
                 top = sorted(r["probabilities"].items(), key=lambda kv: -kv[1])[:3]
                 text = ", ".join(f"{c} {p:.3f}" for c, p in top)
                 print(f"{r['path']}\t{r['label']}\t({text})")
+        if grouped:
+            print("by patient (one-way hashes of the PatientID: no ID is shown):")
+            for entry in table.by_group(rows):
+                print("  " + table.group_line(entry))
     return EXIT_BAD_INPUT if all(r.get("error") for r in rows) else 0
 
 

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from ...core.data.images import ImageReadError
 from ...core.evaluation.ood import QUANTILE
+from ...core.runs import prediction_table as table
 from ...core.runs.predict import Predictor
 from ..widgets import DropZone, count, thumbnail, title
 from ..workers import LatestTask
@@ -36,6 +37,7 @@ class PredictPage(Page):
         self.predictor: Predictor | None = None
         self.predictor_for = None
         self.results: list = []
+        self.rows: list[dict] = []  # the results as `tlstudio predict --json` rows, grouped
         self.busy = False
         self._task = LatestTask(self)
         layout = QVBoxLayout(self)
@@ -49,8 +51,17 @@ class PredictPage(Page):
         self.files_button.clicked.connect(self._browse_files)
         self.folder_button = QPushButton("Add folder…")
         self.folder_button.clicked.connect(self._browse_folder)
-        buttons.addWidget(self.files_button)
-        buttons.addWidget(self.folder_button)
+        self.save_button = QPushButton("Save as CSV…")
+        self.save_button.setToolTip("One line per image: the call, each class's probability, "
+                                    "the unfamiliar-image warning and the patient group "
+                                    "(the same table as `tlstudio predict --csv`)")
+        self.save_button.clicked.connect(self._browse_save)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setToolTip("Take every prediction off the list")
+        self.clear_button.clicked.connect(self.clear)
+        for button in (self.files_button, self.folder_button, self.save_button,
+                       self.clear_button):
+            buttons.addWidget(button)
         row.addLayout(buttons)
         layout.addLayout(row)
         self.status_label = QLabel("")
@@ -71,7 +82,16 @@ class PredictPage(Page):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.itemSelectionChanged.connect(self._preview_selected)
-        splitter.addWidget(self.table)
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(self.table)
+        self.groups_table = QTableWidget(0, 0)
+        self.groups_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.groups_table.setToolTip("Per patient: how many of their images were called each "
+                                     "class. Patients are shown as one-way hashes of the "
+                                     "PatientID, never the ID.")
+        self.groups_table.hide()
+        left.addWidget(self.groups_table)
+        splitter.addWidget(left)
         preview = QWidget()
         preview_layout = QVBoxLayout(preview)
         self.preview = QLabel("Select a row to preview it.")
@@ -85,6 +105,7 @@ class PredictPage(Page):
         splitter.setSizes([560, 320])
         layout.addWidget(splitter, 1)
         state.run_changed.connect(self._run_changed)
+        self._update_buttons()
 
     def _run_changed(self) -> None:
         """Answers of a model that is no longer current are taken off the screen, and a
@@ -94,14 +115,66 @@ class PredictPage(Page):
         self.heat_image = None
         self.busy = False
         self.predictor, self.predictor_for = None, None
-        self.results = []
-        self.table.setRowCount(0)
-        self.preview.clear()
-        self.preview.setText("Select a row to preview it.")
-        self.preview_text.setText("")
+        self._clear_rows()
         self.status_label.setText(
             "<b>Out of date.</b> " + self.state.outdated if self.state.outdated
             and self.state.run_dir is None else "")
+
+    def _clear_rows(self) -> None:
+        self.results, self.rows = [], []
+        self.table.clearSpans()
+        self.table.setRowCount(0)
+        self._show_groups()
+        self.preview.clear()
+        self.preview.setText("Select a row to preview it.")
+        self.preview_text.setText("")
+        self._update_buttons()
+
+    def clear(self) -> None:
+        """Clear: every prediction off the list (a request still running is dropped)."""
+        self._task.cancel()
+        self._heat_task.cancel()
+        self.busy = False
+        self._clear_rows()
+        self.status_label.setText("Cleared.")
+
+    def _update_buttons(self) -> None:
+        self.save_button.setEnabled(bool(self.rows))
+        self.clear_button.setEnabled(bool(self.rows))
+
+    def _browse_save(self) -> None:
+        start = str(Path.home() / "predictions.csv")
+        path, _ = QFileDialog.getSaveFileName(self, "Save predictions", start, "CSV (*.csv)")
+        if path:
+            self.save_csv(Path(path))
+
+    def save_csv(self, path: Path) -> None:
+        try:
+            written = table.write_csv(self.rows, path)
+        except (OSError, table.TableError) as exc:
+            self.status_label.setText(f"<b>Not saved:</b> {exc}")
+            return
+        self.status_label.setText(f"{count(len(self.rows), 'prediction')} saved to {written}.")
+
+    def _show_groups(self) -> None:
+        entries = table.by_group(self.rows)
+        self.groups_table.setVisible(bool(entries))
+        if not entries:
+            self.groups_table.setRowCount(0)
+            return
+        classes = list(entries[0]["called"])
+        headers = ["patient (hash)", "images", *(f"called {c}" for c in classes),
+                   "unfamiliar ⚠", "unreadable"]
+        self.groups_table.setColumnCount(len(headers))
+        self.groups_table.setHorizontalHeaderLabels(headers)
+        self.groups_table.setRowCount(len(entries))
+        for r, entry in enumerate(entries):
+            values = [entry["group"], entry["images"],
+                      *(entry["called"].get(c, 0) for c in classes),
+                      entry["unfamiliar"], entry["unreadable"]]
+            for c, value in enumerate(values):
+                self.groups_table.setItem(r, c, QTableWidgetItem(str(value)))
+        self.groups_table.resizeColumnsToContents()
 
     def accepts_drops(self) -> bool:
         return True
@@ -133,7 +206,10 @@ class PredictPage(Page):
 
         def work(token):  # the loaded model comes back with the results, by signal
             predictor = cached or Predictor.from_run(run_dir)
-            return predictor, run_dir, predictor.predict(list(paths), should_stop=token.check)
+            results = predictor.predict(list(paths), should_stop=token.check)
+            rows = [r.as_dict() for r in results]
+            table.add_groups(rows)  # DICOM headers read here, off the GUI thread
+            return predictor, run_dir, results, rows
 
         # the newest request wins: an older one stops between batches, its rows are dropped
         self._task.start(work, on_done=self._show, on_error=self._failed)
@@ -143,10 +219,13 @@ class PredictPage(Page):
         self.status_label.setText(f"Prediction failed: {message}")
 
     def _show(self, outcome) -> None:
-        self.predictor, self.predictor_for, results = outcome
+        self.predictor, self.predictor_for, results, rows = outcome
         self.busy = False
         start = len(self.results)
         self.results.extend(results)
+        self.rows.extend(rows)
+        self._show_groups()
+        self._update_buttons()
         self.table.setRowCount(len(self.results))
         shown = min(3, len(self.predictor.classes))
         for column in (3, 4):
@@ -155,8 +234,11 @@ class PredictPage(Page):
             name = Path(result.path).name + (f" #{result.frame}" if result.frame is not None
                                              else "")
             self.table.setItem(r, 0, QTableWidgetItem(name))
-            if result.error:
-                self.table.setItem(r, 1, QTableWidgetItem(f"unreadable: {result.error}"))
+            if result.error:  # the reason across the answer columns, whole in its tooltip
+                reason = QTableWidgetItem(f"unreadable: {result.error}")
+                reason.setToolTip(result.error)
+                self.table.setItem(r, 1, reason)
+                self.table.setSpan(r, 1, 1, 4)
                 continue
             called = QTableWidgetItem(result.label)
             font = called.font()
