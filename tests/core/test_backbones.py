@@ -135,3 +135,43 @@ def test_mapping_is_strict_for_every_tensor():
     with pytest.raises(WeightsError, match="missing"):
         load_into(model, state, "classifier", strict=True)
     np.testing.assert_equal(len(read_state_dict(spec.weights_file())), 296)
+
+
+def test_a_backbone_that_needs_a_download_fails_at_once_when_offline(
+        monkeypatch, tmp_path, capsys):
+    """Issue 18: offline, a hub backbone sat 20-45 s at "loading backbone: 0/1", then showed
+    a library's message cut off mid-sentence. Now: within 5 s, the backbone named, and what
+    to do instead."""
+    import socket
+    import time
+
+    import tlstudio.core.models.backbones as backbones
+    from tlstudio.cli import main
+    from tlstudio.core.models.backbones import BackboneError, build_model
+
+    from ..conftest import make_shapes_folder
+
+    monkeypatch.setattr(backbones, "_hub_cached", lambda _id: False)  # nothing downloaded
+
+    def hanging(*args, **kwargs):  # no network: the name lookup hangs, then fails
+        time.sleep(30)
+        raise OSError("no route")
+
+    monkeypatch.setattr(socket, "create_connection", hanging)
+    for offline in ("1", ""):  # downloads switched off / a machine without network
+        monkeypatch.setenv("HF_HUB_OFFLINE", offline)
+        started = time.monotonic()
+        with pytest.raises(BackboneError) as caught:
+            build_model("resnet18", 2)
+        assert time.monotonic() - started < 5
+        message = str(caught.value)
+        assert "ResNet-18" in message and "available offline" in message
+        assert "import a weights file" in message and message.endswith(".")
+
+    data = make_shapes_folder(tmp_path / "shapes", per_class=4)
+    started = time.monotonic()
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "run"),
+                 "--backbone", "resnet18", "--epochs", "1"]) == 2
+    assert time.monotonic() - started < 5 + 5  # + scanning and imports
+    assert "ResNet-18 needs its pretrained weights" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # nothing left behind

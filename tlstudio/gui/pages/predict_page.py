@@ -233,7 +233,9 @@ class PredictPage(Page):
         for r, result in enumerate(results, start):
             name = Path(result.path).name + (f" #{result.frame}" if result.frame is not None
                                              else "")
-            self.table.setItem(r, 0, QTableWidgetItem(name))
+            item = QTableWidgetItem(name)
+            item.setToolTip(result.path)  # the whole path when the column cuts the name
+            self.table.setItem(r, 0, item)
             if result.error:  # the reason across the answer columns, whole in its tooltip
                 reason = QTableWidgetItem(f"unreadable: {result.error}")
                 reason.setToolTip(result.error)
