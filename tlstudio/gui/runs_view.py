@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.evaluation.uncertainty import format_ci
+from ..core.glossary import explain
 from ..core.runs.catalog import COMPARED, comparison, delete_run, list_overviews
 from ..errors import UserError
 from .image_view import forget_models
@@ -73,6 +74,9 @@ class ComparePanel(QWidget):
         labels = ["backbone, mode", "measured on", *[m.replace("_", " ") for m in metrics],
                   ""]
         self.table.setVerticalHeaderLabels(labels)
+        for r, name in enumerate(metrics, 2):
+            self.table.verticalHeaderItem(r).setToolTip(
+                explain("calibration" if name == "ece" else name))
         for c, r in enumerate(rows):
             cells = [f"{r['backbone']}, {r['mode']}", f"{r['part']} (n={r['n']})"]
             for name, percent in COMPARED:

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
-from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout
+from PySide6.QtCore import QEvent, QObject, QPoint, Qt, Signal
+from PySide6.QtGui import QCursor, QImage
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QToolButton,
+    QToolTip,
+    QVBoxLayout,
+    QWidget,
+)
+
+from ..core.glossary import explain
 
 
 def count(n: int, word: str, plural: str | None = None) -> str:
@@ -25,6 +35,62 @@ def hint(text: str) -> QLabel:
     label.setObjectName("hint")
     label.setWordWrap(True)
     return label
+
+
+class HelpMark(QToolButton):
+    """A small "?" beside a setting or a measure: hovering or clicking it says what it means
+    (core/glossary.py, the same words everywhere)."""
+
+    def __init__(self, key: str, parent=None):
+        super().__init__(parent)
+        self.setText("?")
+        self.setObjectName("help")
+        self.setAutoRaise(True)
+        self.setCursor(Qt.CursorShape.WhatsThisCursor)
+        self.explanation = explain(key)
+        self.setToolTip(self.explanation)
+        self.clicked.connect(self._show)
+
+    def _show(self) -> None:
+        QToolTip.showText(self.mapToGlobal(QPoint(0, self.height())), self.explanation, self)
+
+
+def explained(text: str, key: str, *widgets: QWidget) -> QWidget:
+    """A form label with its "?"; the same explanation on the widgets it labels."""
+    box = QWidget()
+    row = QHBoxLayout(box)
+    row.setContentsMargins(0, 0, 0, 0)
+    row.setSpacing(2)
+    label = QLabel(text)
+    row.addWidget(label)
+    mark = HelpMark(key)
+    row.addWidget(mark)
+    row.addStretch(1)
+    label.setToolTip(mark.explanation)
+    for widget in widgets:
+        widget.setToolTip(mark.explanation)
+    return box
+
+
+class TermsLine(QLabel):
+    """ "What these mean:" and the terms as links: hovering or clicking one shows its
+    explanation (core/glossary.py). One wrapping line: it never widens the window."""
+
+    def __init__(self, terms: list[tuple[str, str]], parent=None):
+        super().__init__(parent)
+        self.setObjectName("hint")
+        self.setWordWrap(True)
+        self.explanations = {key: explain(key) for _, key in terms}
+        links = " · ".join(f'<a href="{key}" style="color: #2a5d9f; text-decoration: none;">'
+                           f"{text} ?</a>" for text, key in terms)
+        self.setText(f"What these mean: {links}")
+        self.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
+        self.linkHovered.connect(self._show)
+        self.linkActivated.connect(self._show)
+
+    def _show(self, key: str) -> None:
+        if key in self.explanations:
+            QToolTip.showText(QCursor.pos(), self.explanations[key], self)
 
 
 class PlotNote(QLabel):

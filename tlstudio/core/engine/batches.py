@@ -232,15 +232,16 @@ def cached_prefix(job: TrainingJob) -> tuple[nn.Module, CachedPrefixBatches] | N
     share = config.prefix_cache_mb * 2**20 // (len(flips) + 1)
     views = []
     for flip in flips:
-        acts = prefix_activations(job, prefix, data.train_images, flip, "frozen layers, once",
-                                  share)
+        stage = ("frozen layers on mirrored copies (augmentation), computed once" if flip
+                 else "frozen layers, computed once for every epoch")
+        acts = prefix_activations(job, prefix, data.train_images, flip, stage, share)
         if acts is None:
             job.emit(Notice("frozen-layer outputs exceed the memory budget and the disk's "
                             "free space; running the whole network each batch"))
             return None
         views.append(acts)
-    val = prefix_activations(job, prefix, data.val_images, False, "frozen layers, validation",
-                             share)
+    val = prefix_activations(job, prefix, data.val_images, False,
+                             "frozen layers on the validation images", share)
     if val is None:
         return None
     job.emit(Notice(f"frozen layers computed once ({len(prefix)} units); only the trainable "

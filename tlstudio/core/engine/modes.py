@@ -49,10 +49,11 @@ def _probe_source(job: TrainingJob):
 
     views = [False, True] if config.augmentation != "none" else [False]
     train = torch.cat([features(data.train_images, flip,
-                                "features (mirrored)" if flip else "features")
+                                "features of mirrored copies (augmentation)" if flip
+                                else "features of the training images, computed once")
                        for flip in views]).to(setup.device)
     targets = torch.from_numpy(np.tile(data.train_targets, len(views))).to(setup.device)
-    val = features(data.val_images, False, "features (validation)").to(setup.device)
+    val = features(data.val_images, False, "features of the validation images").to(setup.device)
     head = model.get_classifier()
     for p in model.parameters():
         p.requires_grad_(False)

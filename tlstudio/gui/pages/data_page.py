@@ -35,6 +35,7 @@ from ..widgets import (
     DropZone,
     add_window_choices,
     count,
+    explained,
     hint,
     image_facts,
     thumbnail,
@@ -154,25 +155,22 @@ class DataPage(Page):
         layout.addLayout(self._window_controls())  # full width: the window's minimum stays small
 
         split_row = QHBoxLayout()
-        split_row.addWidget(QLabel("Validation share:"))
         self.val_spin = QDoubleSpinBox()
+        split_row.addWidget(explained("Validation share:", "validation_share", self.val_spin))
         self.val_spin.setRange(5, 50)
         self.val_spin.setSuffix(" %")
         self.val_spin.setValue(state.val_fraction * 100)
         self.val_spin.valueChanged.connect(self._split_changed)
         split_row.addWidget(self.val_spin)
-        split_row.addWidget(QLabel("Test (held out):"))
         self.test_spin = QDoubleSpinBox()
         self.test_spin.setRange(0, 50)
         self.test_spin.setSuffix(" %")
-        self.test_spin.setToolTip("Images kept out of training and of every choice (epoch, "
-                                  "threshold, calibration): the headline results are measured "
-                                  "on them. 0 % reports on validation only (optimistic).")
+        split_row.addWidget(explained("Test (held out):", "test_share", self.test_spin))
         self.test_spin.setValue(state.test_fraction * 100)
         self.test_spin.valueChanged.connect(self._split_changed)
         split_row.addWidget(self.test_spin)
-        split_row.addWidget(QLabel("Seed:"))
         self.seed_spin = QSpinBox()
+        split_row.addWidget(explained("Seed:", "seed", self.seed_spin))
         self.seed_spin.setRange(0, 1_000_000)
         self.seed_spin.setValue(state.seed)
         self.seed_spin.valueChanged.connect(self._split_changed)

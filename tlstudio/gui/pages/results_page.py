@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from ...core.data.images import ImageReadError
 from ...core.evaluation.uncertainty import format_ci
+from ...core.glossary import explain
 from ...core.runs.export import export_run
 from ...core.runs.familiarity import held_out_flagged
 from ...core.runs.history import read_config, read_metrics, read_predictions
@@ -34,7 +35,7 @@ from ...pixels import parse_image_key
 from ..embedding_view import EmbeddingMapView
 from ..image_view import ImageDialog
 from ..result_plots import ConfusionMatrixPlot, ResultCurves
-from ..widgets import thumbnail, title
+from ..widgets import TermsLine, thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
 
@@ -76,6 +77,11 @@ class ResultsPage(Page):
         self.summary_label.setWordWrap(True)
         self.summary_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.summary_label)
+        layout.addWidget(TermsLine([
+            ("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
+            ("ROC AUC", "roc_auc"), ("sensitivity", "sensitivity"),
+            ("specificity", "specificity"), ("PPV", "ppv"), ("NPV", "npv"), ("F1", "f1"),
+            ("calibration", "calibration"), ("95 % CI", "interval")]))
         row = QHBoxLayout()
         self.matrix_plot = ConfusionMatrixPlot()
         self.matrix_plot.setMinimumSize(200, 200)
@@ -280,13 +286,16 @@ class ResultsPage(Page):
         """Columns: the classes (each against the rest); rows: the measures with intervals."""
         measures = ([("recall (sensitivity)", "recall"), ("precision (PPV)", "precision"),
                      ("F1", "f1")] if legacy else
-                    [("sensitivity", "sensitivity"), ("specificity", "specificity"),
-                     ("PPV", "ppv"), ("NPV", "npv"), ("F1", "f1")])
+                    [("sensitivity (recall)", "sensitivity"), ("specificity", "specificity"),
+                     ("PPV (precision)", "ppv"), ("NPV", "npv"), ("F1", "f1")])
         self.table.clear()
         self.table.setColumnCount(len(self.classes))
         self.table.setRowCount(len(measures) + 1)
         self.table.setHorizontalHeaderLabels(self.classes)
         self.table.setVerticalHeaderLabels([label for label, _ in measures] + ["images"])
+        words = {"recall": "sensitivity", "precision": "ppv"}
+        for r, (_, key) in enumerate(measures):
+            self.table.verticalHeaderItem(r).setToolTip(explain(words.get(key, key)))
         centre = Qt.AlignmentFlag.AlignCenter
         for c, name in enumerate(self.classes):
             row = block["per_class"][name]

@@ -27,7 +27,7 @@ from ...core.engine.device import pick_device
 from ...core.runs import launch
 from ...core.runs.history import list_runs, new_run_dir, read_config, read_epochs
 from ...errors import UserError
-from ..widgets import PlotNote, title
+from ..widgets import PlotNote, explained, title
 from ..workers import TrainingThread, TrainingWorker
 from .base import Page
 
@@ -63,29 +63,31 @@ class TrainPage(Page):
         self.mode_label = QLabel("")
         self.mode_label.setWordWrap(True)
         self.mode_label.setMaximumWidth(420)
-        form.addRow("Mode:", self.mode_label)
+        form.addRow(explained("Mode:", "mode", self.mode_label), self.mode_label)
         # 0 shows "auto": the mode's default, or in the Recommended mode a value chosen from
         # the number of images and the device when the run starts (config.json records it)
         self.epochs = QSpinBox()
         self.epochs.setRange(0, 500)
         self.epochs.setSpecialValueText(AUTO)
-        form.addRow("Epochs:", self.epochs)
+        form.addRow(explained("Epochs:", "epochs", self.epochs), self.epochs)
         self.lr = QDoubleSpinBox()
         self.lr.setDecimals(5)
         self.lr.setRange(0.0, 1.0)
         self.lr.setSingleStep(1e-4)
         self.lr.setSpecialValueText(AUTO)
-        form.addRow("Learning rate:", self.lr)
+        form.addRow(explained("Learning rate:", "learning_rate", self.lr), self.lr)
         self.batch = QSpinBox()
         self.batch.setRange(1, 512)
         self.batch.setValue(32)
-        form.addRow("Batch size:", self.batch)
+        form.addRow(explained("Batch size:", "batch_size", self.batch), self.batch)
         self.augmentation = QComboBox()
         self.augmentation.addItems(AUGMENTATIONS)
         self.augmentation.setCurrentText("light")
-        form.addRow("Augmentation:", self.augmentation)
+        form.addRow(explained("Augmentation:", "augmentation", self.augmentation),
+                     self.augmentation)
         self.class_weights = QCheckBox("balance classes in the loss")
-        form.addRow("Class weights:", self.class_weights)
+        form.addRow(explained("Class weights:", "class_weights", self.class_weights),
+                     self.class_weights)
         self.scratch = QComboBox()
         for text, value in (("auto (Recommended, small data)", None), ("yes", True),
                             ("no", False)):
@@ -94,11 +96,13 @@ class TrainPage(Page):
             "Also train the same backbone from random weights, with the same images and "
             "epochs, to measure what pretraining gains (or warn when it does not help). Auto: "
             "in the Recommended mode under 500 images on a CPU, 2,000 on a GPU.")
-        form.addRow("Compare from scratch:", self.scratch)
+        form.addRow(explained("Compare from scratch:", "compare_scratch"), self.scratch)
         self.patience = QSpinBox()
         self.patience.setRange(0, 100)
         self.patience.setSpecialValueText(AUTO)
-        form.addRow("Stop after no gain for:", self.patience)
+        self.patience.setSuffix(" epochs")
+        form.addRow(explained("Stop after no gain for:", "patience", self.patience),
+                     self.patience)
         self.threshold_rule = QComboBox()
         for text, rule in (("balanced", "youden"), ("sensitivity ≥", "sensitivity"),
                            ("specificity ≥", "specificity")):
@@ -123,7 +127,7 @@ class TrainPage(Page):
         threshold_row = QHBoxLayout()
         threshold_row.addWidget(self.threshold_rule, 1)
         threshold_row.addWidget(self.threshold_target)
-        form.addRow("Threshold:", threshold_row)
+        form.addRow(explained("Threshold:", "threshold", self.threshold_target), threshold_row)
         self.folds = QSpinBox()
         self.folds.setRange(0, 10)
         self.folds.setSpecialValueText("off")
@@ -143,7 +147,7 @@ class TrainPage(Page):
         folds_row = QHBoxLayout()
         folds_row.addWidget(self.folds)
         folds_row.addWidget(self.folds_final, 1)
-        form.addRow("Folds (CV):", folds_row)
+        form.addRow(explained("Folds (CV):", "folds"), folds_row)
         self.device_label = QLabel(pick_device("auto").description)
         self.gpus = QSpinBox()
         self.gpus.setToolTip(
@@ -155,7 +159,7 @@ class TrainPage(Page):
         device_row.addWidget(self.device_label, 1)
         device_row.addWidget(self.gpus_label)
         device_row.addWidget(self.gpus)
-        form.addRow("Device:", device_row)
+        form.addRow(explained("Device:", "device", self.device_label), device_row)
         self.refresh_gpus()
         self.start_from = QComboBox()
         self.unfinished = QComboBox()
@@ -196,7 +200,7 @@ class TrainPage(Page):
         top.addLayout(side, 1)
         layout.addLayout(top)
         runs_row = QHBoxLayout()
-        runs_row.addWidget(QLabel("Start from:"))
+        runs_row.addWidget(explained("Start from:", "start_from"))
         runs_row.addWidget(self.start_from, 1)
         runs_row.addSpacing(16)
         runs_row.addWidget(QLabel("Unfinished runs:"))
