@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
+from ..core.words import count
 from ..errors import UserError
 from .common import EXIT_BAD_INPUT, EXIT_FAILED, add_split_options, path_list, resolve_data
 
@@ -120,7 +121,8 @@ def cmd_predict(args) -> int:
         if args.explain and predictions and not all(r.error for r in predictions):
             written = explanation_files(
                 args.explain, predictions, predictor.explain(predictions, args.explain_class))
-            print(f"{len(written) // 2} heatmap(s) written to {args.explain}", file=sys.stderr)
+            print(f"{count(len(written) // 2, 'heatmap')} written to {args.explain}",
+                  file=sys.stderr)
     if not rows:
         print("no images found in the given paths", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ..core.words import count
 from ..errors import UserError
 from .common import resolve_data
 
@@ -87,7 +88,7 @@ def cmd_suggest(args) -> int:
     for problem in skipped:
         print(f"not used: {problem}", file=sys.stderr)
     if outside:
-        print(f"{len(outside)} labeled file(s) are not in {images} and are not used, e.g. "
+        print(f"{count(len(outside), 'labeled file')} not in {images}, so not used, e.g. "
               f"{outside[0]}", file=sys.stderr)
     found = FolderFeatures.compute(files, backbone, args.device, args.window,
                                    emit=(lambda e: None) if args.json else _progress)
@@ -131,7 +132,8 @@ def cmd_review(args) -> int:
         return 0
     labels = [s for s in found if s.kind == "label"]
     twins = [s for s in found if s.kind == "duplicate"]
-    print(f"{len(labels)} suspected label error(s), {len(twins)} near-duplicate pair(s) "
+    print(f"{count(len(labels), 'suspected label error')}, "
+          f"{count(len(twins), 'near-duplicate pair')} "
           f"among {len(index.items)} images, most suspicious first:")
     for s in found:
         what = (f"labeled '{s.label}', looks like '{s.suggested_label}'" if s.kind == "label"

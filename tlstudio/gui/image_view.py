@@ -124,3 +124,42 @@ class ImageDialog(QDialog):
 
     def _failed(self, message: str) -> None:
         self.heat_label.setText(f"No heatmap: {message}")
+
+
+class LargeImageDialog(QDialog):
+    """One image, large, in the display window chosen for it (decoded off the GUI thread)."""
+
+    SIDE = 760
+
+    def __init__(self, key: str, window: str = "file", caption: str = "", parent=None):
+        super().__init__(parent)
+        from .widgets import image_facts, thumbnail
+
+        path, frame = parse_image_key(key)
+        self.setWindowTitle(Path(path).name + (f" #{frame}" if frame is not None else ""))
+        self.key = key
+        layout = QVBoxLayout(self)
+        self.image_label = QLabel("Loading…")
+        self.image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.image_label.setMinimumSize(SIDE, SIDE)
+        layout.addWidget(self.image_label, 1)
+        self.caption = QLabel(caption)
+        self.caption.setWordWrap(True)
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.caption)
+        self._task = LatestTask(self)
+
+        def work(_token):
+            return thumbnail(path, self.SIDE, window, frame), image_facts(path)
+
+        self._task.start(work, on_done=self._show, on_error=self._failed)
+
+    def _show(self, result) -> None:
+        image, facts = result
+        self.image_label.setPixmap(QPixmap.fromImage(image))
+        described = " · ".join(f"{k}: {v}" for k, v in facts.items() if v not in (None, ""))
+        self.caption.setText(" — ".join(t for t in (self.caption.text(), self.key, described)
+                                        if t))
+
+    def _failed(self, message: str) -> None:
+        self.image_label.setText(f"Cannot show this image: {message}")

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QPushButton,
     QToolButton,
     QToolTip,
     QVBoxLayout,
@@ -17,11 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.glossary import explain
-
-
-def count(n: int, word: str, plural: str | None = None) -> str:
-    """``1 image``, ``3 images``: never "1 image(s)" or "1 files"."""
-    return f"{n} {word if n == 1 else plural or word + 's'}"
+from ..core.words import count  # noqa: F401  (the pages take it from here)
 
 
 def title(text: str) -> QLabel:
@@ -91,6 +88,61 @@ class TermsLine(QLabel):
     def _show(self, key: str) -> None:
         if key in self.explanations:
             QToolTip.showText(QCursor.pos(), self.explanations[key], self)
+
+
+class Pager(QWidget):
+    """"Images 61-120 of 266" with Previous/Next: every image of a long list reachable a page
+    at a time (thumbnails are decoded per page, so a page stays quick)."""
+
+    changed = Signal()
+
+    def __init__(self, per_page: int, noun: str = "images", parent=None):
+        super().__init__(parent)
+        self.per_page, self.noun = per_page, noun
+        self.page, self.total = 0, 0
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.previous = QPushButton("◀ Previous")
+        self.next = QPushButton("Next ▶")
+        self.label = QLabel("")
+        self.label.setWordWrap(True)  # a long class name must not widen the window
+        self.previous.clicked.connect(lambda: self.go(self.page - 1))
+        self.next.clicked.connect(lambda: self.go(self.page + 1))
+        row.addWidget(self.previous)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.next)
+        self._update()
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    def reset(self, total: int) -> None:
+        """A new list: its first page."""
+        self.total, self.page = total, 0
+        self._update()
+
+    def go(self, page: int) -> None:
+        page = min(max(0, page), self.pages - 1)
+        if page != self.page:
+            self.page = page
+            self._update()
+            self.changed.emit()
+
+    def window(self) -> tuple[int, int]:
+        """(start, end) of the page shown, for slicing the list."""
+        start = self.page * self.per_page
+        return start, min(self.total, start + self.per_page)
+
+    def _update(self) -> None:
+        start, end = self.window()
+        self.label.setText(f"{self.noun} {start + 1:,}–{end:,} of {self.total:,}"
+                           if self.total > self.per_page else
+                           f"all {self.total:,} {self.noun}" if self.total else "")
+        self.previous.setVisible(self.total > self.per_page)
+        self.next.setVisible(self.total > self.per_page)
+        self.previous.setEnabled(self.page > 0)
+        self.next.setEnabled(self.page < self.pages - 1)
 
 
 class PlotNote(QLabel):

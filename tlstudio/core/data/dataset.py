@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ...errors import UserError
 from ...pixels import dicom, image_key
+from ..words import count
 from .cache import ImageCache
 from .images import ImageReadError, looks_like_image, read_image
 from .preprocess import Preprocessing
@@ -642,7 +643,7 @@ def _check_classes(items: list[Item]) -> tuple[list[str], list[Problem]]:
             problems.append(
                 Problem(
                     "small-class",
-                    f"class '{name}' has {counts[name]} readable image(s); at least "
+                    f"class '{name}' has {count(counts[name], 'readable image')}; at least "
                     f"{MIN_IMAGES_PER_CLASS} are needed, so it is left out",
                 )
             )

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..words import count as count_of
 from .dataset import DatasetError, DatasetIndex
 
 
@@ -94,7 +95,8 @@ def make_folds(index: DatasetIndex, folds: int, val_fraction: float = 0.15,
     for cls, units in sorted(_units_by_class(index, range(len(index.items))).items()):
         if len(units) < folds:
             raise DatasetError(
-                f"class {index.classes[cls]} has {len(units)} image(s) or group(s), fewer than "
+                f"class {index.classes[cls]} has "
+                f"{count_of(len(units), 'image or group', 'images or groups')}, fewer than "
                 f"the {folds} folds: use fewer folds or add images")
         order = [units[i] for i in rng.permutation(len(units))]
         order.sort(key=len, reverse=True)  # big groups first, then fill the smallest fold

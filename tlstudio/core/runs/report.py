@@ -21,6 +21,7 @@ from PIL import Image
 
 from ... import __version__
 from ..evaluation.uncertainty import format_ci
+from ..words import count
 from .history import read_config, read_epochs, read_metrics, read_predictions, require_finished
 from .record import write_atomic
 
@@ -289,7 +290,7 @@ tlstudio {__version__}</p>
 <p>Source <code>{_e(data["root"])}</code> ({_e(data["source"])}); images per class: {counts}.
 Split (seed {train["seed"]}, stratified{", groups never split" if data.get("groups") else ""}):
 {sizes["train"]} training, {sizes["val"]} validation, {sizes.get("test", 0)} held-out test.
-{len(data["problems"])} file(s) or row(s) reported while scanning.</p>
+{count(len(data["problems"]), "file or row", "files or rows")} reported while scanning.</p>
 <h2>Settings</h2>
 <table class="settings">
 <tr><td>Backbone</td><td>{_e(config["backbone"]["display_name"])} (pretrained on

@@ -68,6 +68,7 @@ from ..models.layers import (
     stages,
 )
 from ..models.weights import read_state_dict
+from ..words import count
 from . import recommended
 from .history import check_pixel_rule, load_run, read_config, summarize
 from .lock import RunBusy, RunLock
@@ -300,7 +301,7 @@ def _train_new(config, dataset, out_dir, emit, control, split) -> TrainResult:
     index = dataset if isinstance(dataset, DatasetIndex) else _scan(dataset, config, prep, emit)
     unused = index.unused()
     if unused:
-        emit(Notice(f"{len(unused)} file(s) or row(s) not used: "
+        emit(Notice(f"{count(len(unused), 'file or row', 'files or rows')} not used: "
                     + "; ".join(map(str, unused[:5]))
                     + (f" ... (all {len(unused)} are listed in the run's config.json)"
                        if len(unused) > 5 else "")))

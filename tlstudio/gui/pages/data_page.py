@@ -33,6 +33,7 @@ from ...pixels import parse_image_key
 from ..state import settings
 from ..widgets import (
     DropZone,
+    Pager,
     add_window_choices,
     count,
     explained,
@@ -44,7 +45,7 @@ from ..widgets import (
 from ..workers import LatestTask, run_task
 from .base import Page
 
-THUMBS_PER_CLASS = 48
+THUMBS_PER_PAGE = 48  # a page of one class; Previous/Next reach the others
 
 
 def dicom_group(group: str | None) -> bool:
@@ -65,6 +66,8 @@ class DataPage(Page):
         self.error: str | None = None
         self._scan = LatestTask(self)
         self._thumb_generation = 0
+        self._class_items: list = []  # the class shown, every image (a page at a time)
+        self.large_image = None  # the last image opened large
 
         layout = QVBoxLayout(self)
         layout.addWidget(title("Your images"))
@@ -114,8 +117,14 @@ class DataPage(Page):
         self.imbalance_label.setVisible(False)
         left_layout.addWidget(self.imbalance_label)
         self.problems_title = QLabel("Problems")
+        self.problems_title.setWordWrap(True)
         left_layout.addWidget(self.problems_title)
         self.problems = QListWidget()
+        # each reason wrapped to the list's width: read without scrolling sideways
+        self.problems.setWordWrap(True)
+        self.problems.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.problems.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.problems.setTextElideMode(Qt.TextElideMode.ElideNone)
         left_layout.addWidget(self.problems, 1)
         splitter.addWidget(left)
 
@@ -132,7 +141,12 @@ class DataPage(Page):
         self.thumbs.setMovement(QListWidget.Movement.Static)
         self.thumbs.setSpacing(4)
         self.thumbs.currentItemChanged.connect(self._preview_selected)
+        self.thumbs.setToolTip("Double-click an image to see it large")
+        self.thumbs.itemActivated.connect(self._open_item)
         right_layout.addWidget(self.thumbs, 1)
+        self.pager = Pager(THUMBS_PER_PAGE)
+        self.pager.changed.connect(self._show_thumbnail_page)
+        right_layout.addWidget(self.pager)
         preview_row = QHBoxLayout()
         self.preview = QLabel("Select an image to see it as the model will, with its "
                               "header facts.")
@@ -402,7 +416,9 @@ class DataPage(Page):
         self.problems.clear()
         for problem in index.problems:
             if problem.kind != "imbalance":
-                self.problems.addItem(QListWidgetItem(str(problem)))
+                item = QListWidgetItem(str(problem))
+                item.setToolTip(str(problem))
+                self.problems.addItem(item)
         self.problems_title.setText(f"Problems ({self.problems.count()})"
                                     if self.problems.count() else "Problems: none found")
         if index.has_groups:
@@ -444,13 +460,27 @@ class DataPage(Page):
 
     def _load_thumbnails(self, label: str) -> None:
         """Thumbnails of one class, decoded in chunks off the GUI thread."""
+        index = self.state.index
+        self._class_items = ([item for item in index.items if item.label == label]
+                             if index is not None and label else [])
+        self.pager.noun = f"'{label}' images"
+        self.pager.reset(len(self._class_items))
+        self._show_thumbnail_page()
+
+    def _show_thumbnail_page(self) -> None:
         self._thumb_generation += 1
         self.thumbs.clear()
-        index = self.state.index
-        if index is None or not label:
-            return
-        paths = [item for item in index.items if item.label == label][:THUMBS_PER_CLASS]
-        self._next_chunk(self._thumb_generation, paths, 0)
+        start, end = self.pager.window()
+        self._next_chunk(self._thumb_generation, self._class_items[start:end], 0)
+
+    def _open_item(self, item) -> None:
+        """Double-click: the image large, in the window chosen for the data."""
+        from ..image_view import LargeImageDialog
+
+        dialog = LargeImageDialog(item.data(Qt.ItemDataRole.UserRole), self.state.window,
+                                  parent=self)
+        dialog.show()
+        self.large_image = dialog
 
     def _next_chunk(self, generation: int, paths: list, start: int) -> None:
         if generation != self._thumb_generation or start >= len(paths):

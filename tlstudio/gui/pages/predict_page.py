@@ -82,6 +82,9 @@ class PredictPage(Page):
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.table.itemSelectionChanged.connect(self._preview_selected)
+        self.table.cellDoubleClicked.connect(lambda row, _column: self.open_row(row))
+        self.table.setToolTip("Double-click a row to see the image large beside its heatmap")
+        self.dialog = None  # the last image opened large
         left = QSplitter(Qt.Orientation.Vertical)
         left.addWidget(self.table)
         self.groups_table = QTableWidget(0, 0)
@@ -285,6 +288,25 @@ class PredictPage(Page):
             self.preview_text.setText(
                 warning + f"called <b>{result.label}</b><br>" + "<br>".join(
                     f"{label}: {p:.1%}" for label, p in result.top(len(result.probabilities))))
+
+    def open_row(self, row: int) -> None:
+        """Double-click: the image large; beside its heatmap when it was predicted."""
+        from ..image_view import ImageDialog, LargeImageDialog
+
+        if not 0 <= row < len(self.results) or self.predictor is None:
+            return
+        result = self.results[row]
+        window = self.predictor.run.preprocessing.window
+        if self.dialog is not None:
+            self.dialog.close()
+        if result.error:
+            self.dialog = LargeImageDialog(result.key, window, caption=result.error,
+                                           parent=self)
+        else:
+            self.dialog = ImageDialog(self.predictor.run.dir, result.key,
+                                      self.predictor.classes, window,
+                                      caption=f"called: {result.label}", parent=self)
+        self.dialog.show()
 
     def _show_heatmap(self, result) -> None:
         """The overlay replaces the preview when it arrives (computed off the GUI thread)."""

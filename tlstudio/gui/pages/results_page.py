@@ -35,11 +35,11 @@ from ...pixels import parse_image_key
 from ..embedding_view import EmbeddingMapView
 from ..image_view import ImageDialog
 from ..result_plots import ConfusionMatrixPlot, ResultCurves
-from ..widgets import TermsLine, thumbnail, title
+from ..widgets import Pager, TermsLine, count, thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
 
-GALLERY_LIMIT = 60
+GALLERY_PAGE = 60  # a page; Previous/Next reach every image
 log = logging.getLogger(__name__)
 
 
@@ -56,6 +56,7 @@ class ResultsPage(Page):
         self.part = "test"
         self.rows: list = []  # the shown part's predictions (PredictionRow)
         self.gallery_rows: list = []  # what the gallery lists, in its order
+        self._gallery_start = 0  # the first row of the page shown
         self.cell: tuple[int, int] | None = None  # the confusion-matrix cell shown, if any
         self.classes: list[str] = []
         self.window = "file"
@@ -124,6 +125,9 @@ class ResultsPage(Page):
         self.gallery.setToolTip("Double-click an image to enlarge it with its heatmap")
         self.gallery.itemActivated.connect(self._open_item)
         layout.addWidget(self.gallery, 1)
+        self.gallery_pager = Pager(GALLERY_PAGE)
+        self.gallery_pager.changed.connect(self._show_gallery_page)
+        layout.addWidget(self.gallery_pager)
         export_row = QHBoxLayout()
         export_row.addWidget(QLabel("Export for use outside the app:"))
         self.format_combo = QComboBox()
@@ -325,7 +329,7 @@ class ResultsPage(Page):
         if self.cell is not None:
             true, pred = (self.classes[i] for i in self.cell)
             rows = [r for r in rows if r.label == true and r.predicted == pred]
-            self.gallery_title.setText(f"True {true}, called {pred}: {len(rows)} image(s)")
+            self.gallery_title.setText(f"True {true}, called {pred}: {count(len(rows), 'image')}")
         else:
             rows.sort(key=lambda r: r.correct)  # stable: mistakes first, each group sorted
             wrong = sum(1 for r in rows if not r.correct)
@@ -333,8 +337,14 @@ class ResultsPage(Page):
                                        "· click a matrix cell to filter, double-click an "
                                        "image for its heatmap")
         self.gallery_rows = rows
+        self.gallery_pager.reset(len(rows))
+        self._show_gallery_page()
+
+    def _show_gallery_page(self) -> None:
         self.gallery.clear()
-        shown = rows[:GALLERY_LIMIT]
+        start, end = self.gallery_pager.window()
+        shown = self.gallery_rows[start:end]
+        self._gallery_start = start
         window = self.window
 
         def thumbnails(token):
@@ -359,7 +369,7 @@ class ResultsPage(Page):
             item = QListWidgetItem(
                 icon, f"true: {row.label}\ncalled: {row.predicted}\n({row.confidence:.0%})")
             item.setToolTip(row.path)
-            item.setData(Qt.ItemDataRole.UserRole, k)
+            item.setData(Qt.ItemDataRole.UserRole, self._gallery_start + k)
             self.gallery.addItem(item)
 
     def _open_item(self, item: QListWidgetItem) -> None:
