@@ -139,9 +139,12 @@ class LargeImageDialog(QDialog):
         self.setWindowTitle(Path(path).name + (f" #{frame}" if frame is not None else ""))
         self.key = key
         layout = QVBoxLayout(self)
+        screen = self.screen().availableGeometry() if self.screen() is not None else None
+        # large, yet whole on a small screen (a 768-pixel-high laptop)
+        self.side = min(self.SIDE, int(screen.height() * 0.7)) if screen else self.SIDE
         self.image_label = QLabel("Loading…")
         self.image_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image_label.setMinimumSize(SIDE, SIDE)
+        self.image_label.setMinimumSize(self.side, self.side)
         layout.addWidget(self.image_label, 1)
         self.caption = QLabel(caption)
         self.caption.setWordWrap(True)
@@ -149,14 +152,20 @@ class LargeImageDialog(QDialog):
         layout.addWidget(self.caption)
         self._task = LatestTask(self)
 
+        side = self.side
+
         def work(_token):
-            return thumbnail(path, self.SIDE, window, frame), image_facts(path)
+            return thumbnail(path, side, window, frame), image_facts(path)
 
         self._task.start(work, on_done=self._show, on_error=self._failed)
 
     def _show(self, result) -> None:
         image, facts = result
-        self.image_label.setPixmap(QPixmap.fromImage(image))
+        pixmap = QPixmap.fromImage(image)
+        if max(pixmap.width(), pixmap.height()) > self.side:
+            pixmap = pixmap.scaled(self.side, self.side, Qt.AspectRatioMode.KeepAspectRatio,
+                                   Qt.TransformationMode.SmoothTransformation)
+        self.image_label.setPixmap(pixmap)
         described = " · ".join(f"{k}: {v}" for k, v in facts.items() if v not in (None, ""))
         self.caption.setText(" — ".join(t for t in (self.caption.text(), self.key, described)
                                         if t))
