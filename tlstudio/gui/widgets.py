@@ -43,6 +43,8 @@ class HelpMark(QToolButton):
         self.setText("?")
         self.setObjectName("help")
         self.setAutoRaise(True)
+        self.setFixedWidth(14)  # a mark, not a button: forms stay as narrow as before
+        self.setStyleSheet("QToolButton { padding: 0px; color: #2a5d9f; font-weight: bold; }")
         self.setCursor(Qt.CursorShape.WhatsThisCursor)
         self.explanation = explain(key)
         self.setToolTip(self.explanation)

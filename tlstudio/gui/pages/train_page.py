@@ -96,12 +96,15 @@ class TrainPage(Page):
             "Also train the same backbone from random weights, with the same images and "
             "epochs, to measure what pretraining gains (or warn when it does not help). Auto: "
             "in the Recommended mode under 500 images on a CPU, 2,000 on a GPU.")
+        self.scratch.setSizeAdjustPolicy(  # its long first choice must not widen the form
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.scratch.setMinimumContentsLength(14)
         form.addRow(explained("Compare from scratch:", "compare_scratch"), self.scratch)
         self.patience = QSpinBox()
         self.patience.setRange(0, 100)
         self.patience.setSpecialValueText(AUTO)
         self.patience.setSuffix(" epochs")
-        form.addRow(explained("Stop after no gain for:", "patience", self.patience),
+        form.addRow(explained("Stop if no gain for:", "patience", self.patience),
                      self.patience)
         self.threshold_rule = QComboBox()
         for text, rule in (("balanced", "youden"), ("sensitivity ≥", "sensitivity"),
@@ -143,6 +146,9 @@ class TrainPage(Page):
             "(the folds are the estimate), or on the usual training/validation/test split "
             "(a held-out test as well)")
         self.folds_final.setEnabled(False)
+        self.folds_final.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.folds_final.setMinimumContentsLength(10)
         self.folds.valueChanged.connect(lambda k: self.folds_final.setEnabled(k > 0))
         folds_row = QHBoxLayout()
         folds_row.addWidget(self.folds)
