@@ -229,6 +229,20 @@ def stage_qt() -> str:
     from .app import create_app
 
     app = create_app()
+    # a binding that loses a reference on each emit (PySide6 6.12.0) crashes long sessions
+    from PySide6.QtCore import QObject, Signal
+
+    class Sender(QObject):
+        said = Signal(str)
+
+    sender, heard = Sender(), []
+    sender.said.connect(heard.append)
+    before = sys.getrefcount(True)
+    for _ in range(200):
+        sender.said.emit("x")
+    _check(len(heard) == 200 and abs(sys.getrefcount(True) - before) < 50,
+           f"PySide6 {pyside_version} loses references when signals are emitted; a long "
+           "session would crash (use another PySide6 version)")
     return f"PySide6 {pyside_version}, Qt {qVersion()}, platform {app.platformName()}"
 
 
