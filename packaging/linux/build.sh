@@ -34,16 +34,7 @@ step "PyInstaller one-folder app"
 TLSTUDIO_REQUIRE_SAMPLE=1 "$PY" -m PyInstaller --noconfirm --clean --log-level WARN \
     --distpath dist --workpath build/pyinstaller packaging/tlstudio.spec
 
-# The .tar.gz and the .deb are compressed at the same time: each compressor uses one core.
-step ".tar.gz and .deb"
-TARBALL=dist/tlstudio-$VERSION-linux-$MACHINE.tar.gz
-GZIP_CMD="gzip -1"; command -v pigz >/dev/null && GZIP_CMD="pigz -1"
-rm -f "$TARBALL"
-( set -o pipefail
-  tar -C dist --owner=0 --group=0 -cf - tlstudio | $GZIP_CMD > "$TARBALL.part"
-  mv "$TARBALL.part" "$TARBALL" ) &
-TAR_JOB=$!
-trap 'kill "$TAR_JOB" 2>/dev/null || true' EXIT  # a failed .deb step stops it too
+step ".deb staging"
 STAGE=build/deb/root
 rm -rf build/deb
 mkdir -p "$STAGE/DEBIAN" "$STAGE/opt" "$STAGE/usr/bin" "$STAGE/usr/share/applications" \
@@ -62,6 +53,18 @@ sed -e "s/@VERSION@/$VERSION/" -e "s/@ARCH@/$DEBARCH/" -e "s/@INSTALLED_SIZE@/$I
     -e "s/@DEPENDS@/$DEPENDS/" $HERE/control.in > "$STAGE/DEBIAN/control"
 install -m 755 $HERE/postinst "$STAGE/DEBIAN/postinst"
 install -m 755 $HERE/postrm "$STAGE/DEBIAN/postrm"
+
+# The .tar.gz and the .deb are compressed at the same time, each compressor on one core
+# (after the staging: its hard links change the files' ctime, which tar would report).
+step ".tar.gz and .deb"
+TARBALL=dist/tlstudio-$VERSION-linux-$MACHINE.tar.gz
+GZIP_CMD="gzip -1"; command -v pigz >/dev/null && GZIP_CMD="pigz -1"
+rm -f "$TARBALL"
+( set -o pipefail
+  tar -C dist --owner=0 --group=0 -cf - tlstudio | $GZIP_CMD > "$TARBALL.part"
+  mv "$TARBALL.part" "$TARBALL" ) &
+TAR_JOB=$!
+trap 'kill "$TAR_JOB" 2>/dev/null || true' EXIT  # a failed .deb step stops it too
 DEB=dist/tlstudio_${VERSION}_$DEBARCH.deb
 dpkg-deb --root-owner-group -Zgzip -z1 --build "$STAGE" "$DEB" >/dev/null
 wait "$TAR_JOB" || { rm -f "$TARBALL.part"; echo "build: the .tar.gz failed"; exit 1; }
