@@ -85,3 +85,17 @@ def test_save_as_csv_clear_and_a_summary_per_patient(qtbot, window, br35h_probe_
     page.clear()
     assert page.table.rowCount() == 0 and not page.groups_table.isVisibleTo(page)
     assert not page.save_button.isEnabled() and page.rows == []
+
+
+def test_counts_cover_the_whole_list_after_several_drops(qtbot, window, br35h_probe_run,
+                                                         br35h_csv):
+    """Issue 18: "1 image(s) predicted." above 3 rows (the count was the last drop's)."""
+    images = [line.split(",")[0] for line in br35h_csv.read_text().splitlines()[1:4]]
+    window.state.set_run(br35h_probe_run)
+    page = window.predict_page
+    window.go(6)
+    for k, image in enumerate(images, 1):
+        page.predict_paths([image])
+        qtbot.waitUntil(lambda n=k: page.table.rowCount() == n and not page.busy,
+                        timeout=60_000)
+    assert page.status_label.text().startswith("3 images predicted (1 just added)")

@@ -256,11 +256,13 @@ class PredictPage(Page):
             self.table.setItem(r, 1, called)
             for c, (label, p) in enumerate(result.top(3), 2):
                 self.table.setItem(r, c, QTableWidgetItem(f"{label}  {p:.1%}"))
-        errors = sum(1 for r in results if r.error)
-        strange = sum(1 for r in results if r.ood)
+        # the counts describe the whole list (rows of earlier drops stay in it)
+        errors = sum(1 for r in self.results if r.error)
+        strange = sum(1 for r in self.results if r.ood)
+        added = f" ({len(results)} just added)" if start and results else ""
         self.status_label.setText(  # the unreadable ones were not predicted
-            f"{count(len(results) - errors, 'image')} predicted"
-            + (f", {count(errors, 'file')} unreadable" if errors else "")
+            f"{count(len(self.results) - errors, 'image')} predicted"
+            + (f", {count(errors, 'file')} unreadable" if errors else "") + added
             + (f", <b>{strange} unlike anything this model was trained on (⚠): do not trust "
                "their answers</b>" if strange else "") + ". "
             + decision_text(self.predictor))
