@@ -560,6 +560,9 @@ class TrainPage(Page):
         if self.running:
             return "Training is running: wait for it to finish or press Stop."
         if self.state.run_dir is None:
+            if self.state.outdated:  # epochs may well have finished, for other choices
+                return ("The last run no longer matches your choices (see above): press "
+                        "Start to train with the current ones.")
             return "Press Start and let at least one epoch finish."
         return None
 
