@@ -1,0 +1,60 @@
+"""Re-estimating BatchNorm statistics on another domain's images (the basis of issue 19's
+adaptation): the statistics become those of the new images, nothing else changes, and a
+backbone without BatchNorm says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tlstudio.core.engine.device import pick_device
+from tlstudio.core.evaluation.normalisation import (
+    batch_norms,
+    has_batch_norm,
+    load_statistics,
+    reestimate,
+    statistics,
+)
+from tlstudio.core.models.backbones import build_model, get_spec
+
+
+def _squares(rng, n, side, low, high):
+    return rng.integers(low, high, size=(n, side, side, 3), dtype=np.uint8)
+
+
+def test_statistics_follow_the_new_images_and_weights_stay():
+    spec = get_spec("efficientnet_lite0")
+    prep = spec.preprocessing()
+    side = prep.input_size[-1]
+    model = build_model(spec, 2, pretrained=False).eval()
+    setup = pick_device("cpu")
+    weights = {k: v.clone() for k, v in model.state_dict().items()
+               if "running" not in k and "num_batches" not in k}
+    rng = np.random.default_rng(0)
+    dark, bright = _squares(rng, 12, side, 0, 60), _squares(rng, 12, side, 190, 255)
+
+    assert reestimate(model, dark, prep, setup, batch_size=4) == len(batch_norms(model))
+    dark_stats = statistics(model)
+    reestimate(model, bright, prep, setup, batch_size=4)
+    bright_stats = statistics(model)
+    first = f"{batch_norms(model)[0][0]}.running_mean"
+    # the first layer sees brighter inputs: its remembered means follow them
+    assert not torch.allclose(dark_stats[first], bright_stats[first])
+    assert not model.training and all(not m.training for m in model.modules())
+    for k, v in model.state_dict().items():
+        if k in weights:
+            assert torch.equal(v, weights[k]), k
+    # the same images give the same statistics (nothing left over from the last pass)
+    reestimate(model, dark, prep, setup, batch_size=4)
+    for k, v in statistics(model).items():
+        torch.testing.assert_close(v, dark_stats[k])
+    load_statistics(model, bright_stats)
+    assert torch.equal(statistics(model)[first], bright_stats[first])
+
+
+def test_a_backbone_without_batch_norm_has_nothing_to_reestimate():
+    import timm
+
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2)
+    assert not has_batch_norm(vit)
+    assert has_batch_norm(build_model("efficientnet_lite0", 2, pretrained=False))
