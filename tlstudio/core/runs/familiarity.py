@@ -19,6 +19,7 @@ from .record import RunError, save_tensors_atomic
 
 OOD = "ood.safetensors"
 FIT_IMAGES = 2000  # enough for a shrunk covariance; bounds the extra pass on large data
+CHUNK = 256  # images copied out of the store at once while fitting
 
 
 def fit_for_run(model, prepared, prep, setup, batch_size: int, seed: int,
@@ -26,10 +27,16 @@ def fit_for_run(model, prepared, prep, setup, batch_size: int, seed: int,
                 ) -> tuple[OodDetector, dict]:
     """The detector and its summary for metrics.json."""
     images, targets = prepared.data.train_images, prepared.data.train_targets
+    rows = np.arange(len(targets))
     if len(targets) > FIT_IMAGES:
-        pick = np.sort(np.random.default_rng(seed).permutation(len(targets))[:FIT_IMAGES])
-        images, targets = images[pick], targets[pick]
-    _, train_features = predict_with_features(model, images, prep, setup, batch_size)
+        rows = np.sort(np.random.default_rng(seed).permutation(len(targets))[:FIT_IMAGES])
+        targets = targets[rows]
+    # a few hundred images copied out of the (possibly memory-mapped) store at a time, not
+    # all FIT_IMAGES at once (about 400 MB at 256 px)
+    chunks = [predict_with_features(model, images[rows[start : start + CHUNK]], prep, setup,
+                                    batch_size)[1]
+              for start in range(0, len(rows), CHUNK)]
+    train_features = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
     detector = fit_detector(train_features, targets, val_features)
     summary = {
         "method": "Mahalanobis distance to the nearest class mean, unit-length penultimate "
