@@ -58,3 +58,18 @@ def test_a_backbone_without_batch_norm_has_nothing_to_reestimate():
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=2)
     assert not has_batch_norm(vit)
     assert has_batch_norm(build_model("efficientnet_lite0", 2, pretrained=False))
+
+
+def test_only_the_chosen_stages_are_reestimated():
+    spec = get_spec("efficientnet_lite0")
+    prep = spec.preprocessing()
+    model = build_model(spec, 2, pretrained=False).eval()
+    before = statistics(model)
+    images = _squares(np.random.default_rng(1), 8, prep.input_size[-1], 150, 255)
+    changed = reestimate(model, images, prep, pick_device("cpu"), batch_size=4,
+                         within=("bn1", "blocks.0"))
+    after = statistics(model)
+    moved = {k.rsplit(".", 1)[0] for k in after if not torch.equal(after[k], before[k])}
+    assert moved and all(k == "bn1" or k.startswith("blocks.0.") for k in moved)
+    assert changed == len([n for n, _ in batch_norms(model)
+                           if n == "bn1" or n.startswith("blocks.0.")])

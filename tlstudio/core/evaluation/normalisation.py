@@ -51,14 +51,16 @@ def load_statistics(model: nn.Module, stats: dict[str, torch.Tensor]) -> None:
 
 @torch.no_grad()
 def reestimate(model: nn.Module, images: np.ndarray, prep: Preprocessing, setup: DeviceSetup,
-               batch_size: int = 32) -> int:
+               batch_size: int = 32, within: tuple[str, ...] | None = None) -> int:
     """Replace every BatchNorm layer's running statistics by those of ``images`` (prepared
     squares, N x H x W x 3 uint8): one pass in which each batch is normalised by its own
     statistics, as in training, and each layer keeps the plain average over the batches
     (PyTorch's cumulative ``momentum=None``; a last batch of one image is left out). Weights,
-    biases and the model's train/eval state are left as they were. Returns the number of
-    layers changed."""
-    norms = batch_norms(model)
+    biases and the model's train/eval state are left as they were. ``within``: only the
+    layers under these module paths (e.g. the early stages the shift gauge flags); the others
+    keep their statistics and normalise with them. Returns the number of layers changed."""
+    norms = [(name, m) for name, m in batch_norms(model)
+             if within is None or any(name == p or name.startswith(p + ".") for p in within)]
     if not norms or len(images) == 0:
         return 0
     was_training = {m: m.training for m in model.modules()}
