@@ -158,6 +158,8 @@ def test_a_backbone_that_needs_a_download_fails_at_once_when_offline(
         raise OSError("no route")
 
     monkeypatch.setattr(socket, "create_connection", hanging)
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)  # a proxy would skip the direct probe
     for offline in ("1", ""):  # downloads switched off / a machine without network
         monkeypatch.setenv("HF_HUB_OFFLINE", offline)
         started = time.monotonic()

@@ -305,7 +305,10 @@ def _check_hub_reachable(spec: BackboneSpec) -> None:
     import os
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    if offline or not _hub_reachable():
+    # behind a proxy a direct connection fails while the download would work: let it try
+    proxied = any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
+                                                    "all_proxy"))
+    if offline or (not proxied and not _hub_reachable()):
         why = ("downloads are switched off here (HF_HUB_OFFLINE)" if offline
                else "the hub cannot be reached from this machine (offline?)")
         raise BackboneError(
