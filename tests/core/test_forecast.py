@@ -38,7 +38,7 @@ def test_after_the_first_epoch_the_estimate_counts_every_epoch_left_and_the_scor
     # 4 epochs of 12 s, then validation and test scored once more (2 x 2 s)
     assert left is not None and left.scope == "run"
     assert left.seconds == 4 * 12 + 4
-    assert describe(left) == "at most 0:52 left"
+    assert describe(left) == "about 0:52 left in this training"
     # halfway through the next epoch, half an epoch less
     forecast.see(ev.EpochStarted(2, 5))
     clock.t += 6.0
@@ -116,4 +116,4 @@ def test_the_terminal_progress_line_shows_the_time_left():
     clock.t += 1.0
     printer(ev.BatchDone(2, 1, 10, 0.4, 50.0))
     # the rest of this epoch (11 s), 3 more epochs of 12 s, the scoring (4 s)
-    assert printer.stream.getvalue().endswith("50 img/s · at most 0:51 left")
+    assert printer.stream.getvalue().endswith("50 img/s · about 0:51 left in this training")

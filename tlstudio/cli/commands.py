@@ -93,12 +93,8 @@ def cmd_predict(args) -> int:
     from ..core.runs import prediction_table as table
     from ..core.runs.predict import Predictor, expand_paths, explanation_files
 
-    if args.csv:  # refused before any model is loaded
-        target = Path(args.csv).expanduser()
-        if target.is_dir():
-            raise UserError(f"--csv: '{args.csv}' is a folder; name a file")
-        if not target.parent.is_dir():
-            raise UserError(f"--csv: the folder '{target.parent}' does not exist")
+    if args.csv is not None:  # refused before any model is loaded
+        table.check_target(args.csv)
     if args.explain or args.explain_class:
         if args.model:
             raise UserError("--explain needs --run: an exported model carries no gradients "
@@ -127,8 +123,11 @@ def cmd_predict(args) -> int:
         print("no images found in the given paths", file=sys.stderr)
         return EXIT_BAD_INPUT
     grouped = table.add_groups(rows)  # DICOM: the patient's one-way hash, never the ID
-    if args.csv:
-        written = table.write_csv(rows, args.csv)
+    if args.csv is not None:
+        try:
+            written = table.write_csv(rows, args.csv)
+        except OSError as exc:  # the disk filled up, the file system went read-only
+            raise UserError(f"--csv: cannot write {args.csv}: {exc.strerror or exc}") from exc
         print(f"predictions written to {written}", file=sys.stderr)
     if args.json:
         print(json.dumps(rows, indent=2))

@@ -131,13 +131,13 @@ class Pager(QWidget):
             self._update()
             self.changed.emit()
 
-    def window(self) -> tuple[int, int]:
+    def page_range(self) -> tuple[int, int]:
         """(start, end) of the page shown, for slicing the list."""
         start = self.page * self.per_page
         return start, min(self.total, start + self.per_page)
 
     def _update(self) -> None:
-        start, end = self.window()
+        start, end = self.page_range()
         self.label.setText(f"{self.noun} {start + 1:,}–{end:,} of {self.total:,}"
                            if self.total > self.per_page else
                            f"all {self.total:,} {self.noun}" if self.total else "")

@@ -260,6 +260,7 @@ class TrainingWorker(QObject):
         self.time_left.emit(-1.0 if left is None else left.seconds, describe(left))
 
     def stop(self) -> None:
+        self.forecast.resume()  # stopped while paused: the final scoring is work again
         self.control.stop()
 
     def pause(self) -> None:

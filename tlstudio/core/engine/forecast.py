@@ -7,10 +7,10 @@ measured in one step says nothing about another (a feature pass is not an epoch)
 
 - during a step before the epochs, the estimate covers that step alone (``scope == "step"``)
   and comes once the step has run for a while;
-- during the epochs it covers every epoch left plus the final scoring (``scope == "run"``),
-  from the measured time of whole epochs (training and validation) once one has ended, from
-  the measured time per batch before that. It is an upper bound: early stopping can end the
-  run sooner.
+- during the epochs it covers every epoch left plus the final scoring of this training
+  (``scope == "run"``), from the measured time of whole epochs (training and validation) once
+  one has ended, from the measured time per batch before that. Early stopping can end it
+  sooner; a comparison from scratch or further folds come after it and are not included.
 
 Paused time is not work time: :meth:`pause` and :meth:`resume` keep it out of every rate.
 """
@@ -48,7 +48,7 @@ def describe(estimate: Estimate | None) -> str:
         return ""
     if estimate.scope == "step":
         return f"about {clock_text(estimate.seconds)} left in this step"
-    return f"at most {clock_text(estimate.seconds)} left"
+    return f"about {clock_text(estimate.seconds)} left in this training"
 
 
 class Forecast:
@@ -75,10 +75,11 @@ class Forecast:
     # --- the work clock: wall time less the paused time ------------------------------------
     def _now(self) -> float:
         with self._lock:
+            now = self._clock()
             paused = self._paused_total
             if self._paused_since is not None:
-                paused += self._clock() - self._paused_since
-        return self._clock() - paused
+                paused += now - self._paused_since
+        return now - paused
 
     def pause(self) -> None:
         with self._lock:
@@ -155,8 +156,8 @@ class Forecast:
                 return None
             left = self._scoring_seconds() - (now - self._scoring_since)
             return Estimate(left, "run") if left >= 1 else None
-        if done <= done0 or t - t0 < MIN_SECONDS:
-            return None
+        if done >= total or done <= done0 or t - t0 < MIN_SECONDS:
+            return None  # finished (the next step says what comes), or too early
         rate = (done - done0) / (t - t0)
         return Estimate(max(0.0, (total - done) / rate - (now - t)), "step")
 

@@ -65,6 +65,7 @@ def reestimate(model: nn.Module, images: np.ndarray, prep: Preprocessing, setup:
         return 0
     was_training = {m: m.training for m in model.modules()}
     momenta = {m: m.momentum for _, m in norms}
+    kept = statistics(model)  # put back if the pass fails: never a half-adapted model
     model.eval()
     for _, m in norms:
         m.reset_running_stats()
@@ -75,6 +76,9 @@ def reestimate(model: nn.Module, images: np.ndarray, prep: Preprocessing, setup:
             if len(x) < 2 and start > 0:
                 break  # a batch of one has no variance to add
             model(x)
+    except BaseException:
+        load_statistics(model, kept)
+        raise
     finally:
         for m, training in was_training.items():
             m.train(training)

@@ -280,6 +280,20 @@ def _first_sentence(exc: BaseException) -> str:
     return text if len(text) <= 240 else text[:240].rsplit(" ", 1)[0] + " …"
 
 
+def _hub_host() -> tuple[str, int]:
+    """The hub's host and port: huggingface.co, or the mirror HF_ENDPOINT names."""
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+
+        url = urlparse(constants.ENDPOINT)
+    except (ImportError, AttributeError, ValueError):
+        return HUB_HOST
+    port = url.port or (443 if url.scheme == "https" else 80)
+    return (url.hostname, port) if url.hostname else HUB_HOST
+
+
 def _hub_reachable(timeout: float = HUB_PROBE_S) -> bool:
     """Whether a connection to the hub opens within ``timeout`` seconds (name lookup
     included: it runs in a thread, since a lookup without network can hang far longer)."""
@@ -290,7 +304,7 @@ def _hub_reachable(timeout: float = HUB_PROBE_S) -> bool:
 
     def probe() -> None:
         try:
-            socket.create_connection(HUB_HOST, timeout=timeout).close()
+            socket.create_connection(_hub_host(), timeout=timeout).close()
             answer.append(True)
         except OSError:
             answer.append(False)

@@ -68,8 +68,10 @@ def to_csv(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def write_csv(rows: list[dict], path: str | Path) -> Path:
-    """Write the table whole or not at all (a temporary file renamed into place)."""
+def check_target(path: str | Path) -> Path:
+    """Where the table would go, refused (TableError) when it cannot be written there."""
+    if not str(path).strip():
+        raise TableError("--csv: name a file to write the predictions to")
     target = Path(path).expanduser()
     if target.is_dir():
         raise TableError(f"--csv: '{target}' is a folder; name a file")
@@ -77,6 +79,12 @@ def write_csv(rows: list[dict], path: str | Path) -> Path:
         raise TableError(f"--csv: the folder '{target.parent}' does not exist")
     if not os.access(target.parent, os.W_OK):
         raise TableError(f"--csv: cannot write into '{target.parent}'")
+    return target
+
+
+def write_csv(rows: list[dict], path: str | Path) -> Path:
+    """Write the table whole or not at all (a temporary file renamed into place)."""
+    target = check_target(path)
     write_atomic(target, to_csv(rows))
     return target
 

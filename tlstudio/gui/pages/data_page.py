@@ -380,6 +380,8 @@ class DataPage(Page):
         self.class_combo.clear()
         self.class_combo.blockSignals(False)
         self.thumbs.clear()
+        self._class_items = []  # Next must not page through the old dataset's images
+        self.pager.reset(0)
         self._preview_task.cancel()
         self.preview.clear()
         self.facts_label.setText("")
@@ -473,7 +475,7 @@ class DataPage(Page):
     def _show_thumbnail_page(self) -> None:
         self._thumb_generation += 1
         self.thumbs.clear()
-        start, end = self.pager.window()
+        start, end = self.pager.page_range()
         self._next_chunk(self._thumb_generation, self._class_items[start:end], 0)
 
     def _open_item(self, item) -> None:

@@ -342,7 +342,7 @@ class ResultsPage(Page):
 
     def _show_gallery_page(self) -> None:
         self.gallery.clear()
-        start, end = self.gallery_pager.window()
+        start, end = self.gallery_pager.page_range()
         shown = self.gallery_rows[start:end]
         self._gallery_start = start
         window = self.window
