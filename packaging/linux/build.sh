@@ -64,7 +64,8 @@ rm -f "$TARBALL"
   tar -C dist --owner=0 --group=0 -cf - tlstudio | $GZIP_CMD > "$TARBALL.part"
   mv "$TARBALL.part" "$TARBALL" ) &
 TAR_JOB=$!
-trap 'kill "$TAR_JOB" 2>/dev/null || true' EXIT  # a failed .deb step stops it too
+# a failed .deb step stops it too: the subshell's tar and gzip, then the subshell
+trap 'pkill -P "$TAR_JOB" 2>/dev/null || true; kill "$TAR_JOB" 2>/dev/null || true' EXIT
 DEB=dist/tlstudio_${VERSION}_$DEBARCH.deb
 dpkg-deb --root-owner-group -Zgzip -z1 --build "$STAGE" "$DEB" >/dev/null
 wait "$TAR_JOB" || { rm -f "$TARBALL.part"; echo "build: the .tar.gz failed"; exit 1; }
