@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from .widgets import count
+from ..core.words import count
 from .workers import LatestTask
 
 SYMBOLS = {"train": "o", "val": "s", "test": "t"}

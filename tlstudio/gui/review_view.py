@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.data.labels import LabelProject
-from .widgets import count, hint, thumbnail
+from ..core.words import count
+from .widgets import hint, thumbnail
 from .workers import LatestTask
 
 PREVIEW = 120

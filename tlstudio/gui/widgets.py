@@ -18,7 +18,6 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.glossary import explain
-from ..core.words import count  # noqa: F401  (the pages take it from here)
 
 
 def title(text: str) -> QLabel:

@@ -29,13 +29,13 @@ from ...core.data.dataset import DatasetError, scan
 from ...core.data.images import ImageReadError
 from ...core.data.samples import sample_dataset
 from ...core.data.split import make_split
+from ...core.words import count
 from ...pixels import parse_image_key
 from ..state import settings
 from ..widgets import (
     DropZone,
     Pager,
     add_window_choices,
-    count,
     explained,
     hint,
     image_facts,

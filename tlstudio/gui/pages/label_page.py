@@ -37,9 +37,10 @@ from PySide6.QtWidgets import (
 
 from ...core.data.labels import KEYS, LabelError, LabelProject
 from ...core.studies.active_learning import MIN_PER_CLASS, FolderFeatures
+from ...core.words import count
 from ..review_view import ReviewView
 from ..state import settings
-from ..widgets import PlotNote, add_window_choices, count, hint, thumbnail, title
+from ..widgets import PlotNote, add_window_choices, hint, thumbnail, title
 from ..workers import LatestTask
 from .base import Page
 

@@ -24,7 +24,8 @@ from ...core.data.images import ImageReadError
 from ...core.evaluation.ood import QUANTILE
 from ...core.runs import prediction_table as table
 from ...core.runs.predict import Predictor
-from ..widgets import DropZone, count, thumbnail, title
+from ...core.words import count
+from ..widgets import DropZone, thumbnail, title
 from ..workers import LatestTask
 from .base import Page
 

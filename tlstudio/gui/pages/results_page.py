@@ -30,12 +30,13 @@ from ...core.runs.export import export_run
 from ...core.runs.familiarity import held_out_flagged
 from ...core.runs.history import read_config, read_metrics, read_predictions
 from ...core.runs.report import write_report
+from ...core.words import count
 from ...errors import UserError
 from ...pixels import parse_image_key
 from ..embedding_view import EmbeddingMapView
 from ..image_view import ImageDialog
 from ..result_plots import ConfusionMatrixPlot, ResultCurves
-from ..widgets import Pager, TermsLine, count, thumbnail, title
+from ..widgets import Pager, TermsLine, thumbnail, title
 from ..workers import LatestTask, run_task
 from .base import Page
 
@@ -164,6 +165,7 @@ class ResultsPage(Page):
         self.table.setRowCount(0)
         self.table.setColumnCount(0)
         self.gallery.clear()
+        self.gallery_pager.reset(0)  # no "images 1-60 of 92" of the old run
         self.part_combo.blockSignals(True)
         self.part_combo.clear()
         self.part_combo.blockSignals(False)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from ...core.data.preprocess import AUGMENTATIONS
 from ...core.engine.config import MODE_DEFAULTS
 from ...core.engine.device import pick_device
+from ...core.glossary import explain
 from ...core.runs import launch
 from ...core.runs.history import list_runs, new_run_dir, read_config, read_epochs
 from ...errors import UserError
@@ -156,10 +157,7 @@ class TrainPage(Page):
         form.addRow(explained("Folds (CV):", "folds"), folds_row)
         self.device_label = QLabel(pick_device("auto").description)
         self.gpus = QSpinBox()
-        self.gpus.setToolTip(
-            "Share the training among this many GPUs of this machine (one process each, "
-            "started with torchrun; each takes its part of every batch). Stop still stops "
-            "after the current step; pausing is for one GPU.")
+        self.gpus.setToolTip(explain("gpus"))
         self.gpus_label = QLabel("GPUs:")
         device_row = QHBoxLayout()
         device_row.addWidget(self.device_label, 1)
@@ -174,8 +172,6 @@ class TrainPage(Page):
             combo.setSizeAdjustPolicy(  # the window beyond a small screen
                 QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setMinimumContentsLength(6)
-        self.start_from.setToolTip("Fine-tune a finished run of the same backbone and classes "
-                                   "(e.g. a linear probe) instead of the pretrained weights")
         for field in (self.epochs, self.lr, self.batch, self.augmentation, self.patience):
             field.setMaximumWidth(180)
         top.addLayout(form)
@@ -206,7 +202,7 @@ class TrainPage(Page):
         top.addLayout(side, 1)
         layout.addLayout(top)
         runs_row = QHBoxLayout()
-        runs_row.addWidget(explained("Start from:", "start_from"))
+        runs_row.addWidget(explained("Start from:", "start_from", self.start_from))
         runs_row.addWidget(self.start_from, 1)
         runs_row.addSpacing(16)
         runs_row.addWidget(QLabel("Unfinished runs:"))
