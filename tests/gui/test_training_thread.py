@@ -63,9 +63,23 @@ def test_gui_thread_keeps_painting_and_stop_is_quick(qtbot, window, shapes):
     assert all(t - stopped < 1.5 for t in batches)
     # ...then the best epoch is scored and that is shown, not a frozen "Stopping" label
     assert SCORING in stages
-    qtbot.waitUntil(lambda: page.start_button.isEnabled(), timeout=2_000)
-    assert not page.stop_button.isEnabled()
+    # the page runs until it has shown the end: never "not running" with Start greyed out
+    assert page.start_button.isEnabled() and not page.stop_button.isEnabled()
     assert page.rate_label.text() == ""  # no "images/s · ETA" beside "Stopped"
+
+
+def test_the_page_runs_until_it_has_shown_the_end(qtbot, window, shapes):
+    """The training thread stops a moment before the page hears of it; in that moment the
+    page still runs (Start greyed out, closing asks), so `running` and the buttons agree."""
+    page = _ready_to_train(qtbot, window, shapes, frozen=["conv_stem", "bn1", "blocks"])
+    page.epochs.setValue(50)
+    page.start()
+    qtbot.waitUntil(lambda: len(page.train_points[0]) >= 1, timeout=120_000)
+    page.stop()
+    page.runner.thread.wait()  # the thread has ended; the page has not processed it yet
+    assert page.running and not page.start_button.isEnabled()
+    qtbot.waitUntil(lambda: not page.running, timeout=10_000)
+    assert page.start_button.isEnabled() and not page.stop_button.isEnabled()
 
 
 def test_pause_holds_training(qtbot, window, shapes):
@@ -100,7 +114,7 @@ def test_close_while_training_asks_then_stops_keeping_the_checkpoint(
     monkeypatch.setattr(QMessageBox, "question",
                         lambda *a, **k: QMessageBox.StandardButton.Yes)
     assert window.close()
-    assert not page.running
+    assert not page.runner.running  # the training thread has ended: stopped and saved
     run_dir = page.current_run_dir
     assert (run_dir / "best.safetensors").is_file()
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 1

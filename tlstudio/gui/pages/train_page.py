@@ -44,6 +44,7 @@ class TrainPage(Page):
     def __init__(self, state, parent=None):
         super().__init__(state, parent)
         self.runner: TrainingThread | None = None
+        self._active = False  # a run started and its end not yet shown
         self.current_run_dir: Path | None = None
         self.finished_metrics: dict | None = None
         self._mode_filled: str | None = None
@@ -341,7 +342,9 @@ class TrainPage(Page):
     # --- running ------------------------------------------------------------------------
     @property
     def running(self) -> bool:
-        return self.runner is not None and self.runner.running
+        """From Start until the page has shown the end (buttons back, results taken): the
+        thread itself stops a moment earlier, and in that moment the page still runs."""
+        return self._active
 
     def start(self) -> None:
         if self.running or self.state.index is None:
@@ -384,7 +387,8 @@ class TrainPage(Page):
         self.runner = TrainingThread(worker, self)
         self.runner.ended.connect(self._ended)
         self._batches_done = 0
-        self.runner.start()  # first: the Next button's hint asks whether it runs
+        self.runner.start()
+        self._active = True  # before the buttons: the Next button's hint asks whether it runs
         self._set_running(True)
         self.pause_button.setEnabled(worker.processes == 1)
         if self.state.run_dir is not None:  # its results are the previous ones from now on
@@ -393,7 +397,7 @@ class TrainPage(Page):
                                               "no longer shown.")
 
     def toggle_pause(self) -> None:
-        if not self.running:
+        if not (self.running and self.runner.running):
             return
         worker = self.runner.worker
         if worker.control.paused:
@@ -407,7 +411,7 @@ class TrainPage(Page):
 
     @property
     def paused(self) -> bool:
-        return self.running and self.runner.worker.control.paused
+        return self.running and self.runner.running and self.runner.worker.control.paused
 
     def _show_step(self, text: str | None = None) -> None:
         """The status line: what the run does now, and that it is paused for as long as it
@@ -433,13 +437,13 @@ class TrainPage(Page):
         self._show_rate()
 
     def stop(self) -> None:
-        if self.running:
+        if self.running and self.runner.running:
             self.runner.worker.stop()
             self._show_step("Stopping after the current batch…")
 
     def stop_and_wait(self) -> None:
         """Stop and wait for the worker to finish its batch and save (never cut off)."""
-        if self.running:
+        if self.running and self.runner.running:
             self.runner.stop_and_wait()
 
     def _set_running(self, running: bool) -> None:
@@ -516,6 +520,7 @@ class TrainPage(Page):
                        f"val accuracy {info['val_accuracy']:.3f}{star}")
 
     def _ended(self) -> None:
+        self._active = False
         self._set_running(False)
         # a rate and a time left of a run that ended mean nothing
         self._speed = self._time_left_text = ""
