@@ -11,6 +11,7 @@ import logging
 import sys
 
 from ..errors import UserError
+from .adapting import _add_adapt
 from .commands import (
     _add_advise,
     _add_backbones,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_map(sub)
     _add_suggest(sub)
     _add_review(sub)
+    _add_adapt(sub)
     return parser
 
 

@@ -85,3 +85,172 @@ def reestimate(model: nn.Module, images: np.ndarray, prep: Preprocessing, setup:
         for m, momentum in momenta.items():
             m.momentum = momentum
     return len(norms)
+
+
+def _in_scope(name: str, within: tuple[str, ...] | None) -> bool:
+    return within is None or any(name == p or name.startswith(p + ".") for p in within)
+
+
+@torch.no_grad()
+def moment_sums(model: nn.Module, images: np.ndarray, prep: Preprocessing,
+                setup: DeviceSetup, batch_size: int = 32, parts: np.ndarray | None = None,
+                ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """What every BatchNorm layer receives from ``images`` under the model as it stands
+    (evaluation mode), as sums per part of the images: ``{name: (sums, counts)}``, sums
+    ``parts x 2 x C`` (first and second moment per channel, over images and positions),
+    counts ``parts``. ``parts``: the part of each image (default: one part); random parts
+    let :func:`sampling_noise` tell a change of domain from the luck of a sample."""
+    parts = np.zeros(len(images), np.int64) if parts is None else np.asarray(parts)
+    k = int(parts.max()) + 1 if len(parts) else 1
+    sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    current = {"parts": None}
+
+    def hook(name):
+        def record(_module, args):
+            x = args[0].detach().float()
+            dims = list(range(2, x.dim()))
+            per_image = torch.stack([x.mean(dim=dims), (x * x).mean(dim=dims)], 1).cpu()
+            size = float(np.prod(x.shape[2:])) if x.dim() > 2 else 1.0
+            total = sums.setdefault(name, (torch.zeros(k, 2, x.shape[1], dtype=torch.float64),
+                                           torch.zeros(k, dtype=torch.float64)))
+            index = torch.from_numpy(current["parts"])
+            total[0].index_add_(0, index, per_image.double() * size)
+            total[1].index_add_(0, index, torch.full((len(index),), size, dtype=torch.float64))
+        return record
+
+    was_training = model.training
+    model.eval()
+    handles = [m.register_forward_pre_hook(hook(name)) for name, m in batch_norms(model)]
+    try:
+        for start, x in eval_inputs(images, prep, setup, batch_size):
+            current["parts"] = parts[start : start + len(x)]
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return sums
+
+
+def combine(sums: dict[str, tuple[torch.Tensor, torch.Tensor]],
+            chosen: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Per layer ``[mean, variance]`` (2 x C, float32) over the ``chosen`` parts (all)."""
+    out = {}
+    for name, (total, counts) in sums.items():
+        rows = slice(None) if chosen is None else torch.from_numpy(np.asarray(chosen))
+        mean, square = total[rows].sum(0) / counts[rows].sum()
+        out[name] = torch.stack([mean, (square - mean * mean).clamp_min(0.0)]).float()
+    return out
+
+
+def input_moments(model: nn.Module, images: np.ndarray, prep: Preprocessing,
+                  setup: DeviceSetup, batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """Per BatchNorm layer the ``[mean, variance]`` per channel of what ``images`` hand it:
+    the source half of :func:`align`."""
+    return combine(moment_sums(model, images, prep, setup, batch_size))
+
+
+def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """How far two sets of layer inputs lie apart: per layer the symmetric KL divergence of
+    the per-channel Gaussians (median over channels), averaged over the layers."""
+    eps = 1e-5
+    values = []
+    for name in a.keys() & b.keys():
+        (m1, v1), (m2, v2) = a[name].double(), b[name].double()
+        v1, v2 = v1.clamp_min(eps), v2.clamp_min(eps)
+        diff = (m1 - m2) ** 2
+        values.append(float((0.5 * (v1 / v2 + v2 / v1 + diff / v1 + diff / v2) - 1.0).median()))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def sampling_noise(sums: dict[str, tuple[torch.Tensor, torch.Tensor]], share: float,
+                   draws: int = 8, seed: int = 0) -> float:
+    """The largest :func:`distance` between a ``share`` of the source's parts (at most half)
+    and the rest, over random draws: how far a sample of that size lies from the source
+    without any change of domain."""
+    parts = len(next(iter(sums.values()))[1]) if sums else 0
+    if parts < 2:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    taken_count = min(max(1, int(round(parts * min(share, 0.5)))), parts - 1)
+    largest = 0.0
+    for _ in range(draws):
+        order = rng.permutation(parts)
+        taken, rest = order[:taken_count], order[taken_count:]
+        largest = max(largest, distance(combine(sums, taken), combine(sums, rest)))
+    return largest
+
+
+def _aligned(mean_t: torch.Tensor, var_t: torch.Tensor, source: torch.Tensor,
+             stored_mean: torch.Tensor, stored_var: torch.Tensor, eps: float
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The statistics that turn inputs of mean ``mean_t`` and variance ``var_t`` into the
+    outputs the source images gave under the stored statistics: same mean, same spread."""
+    sd_stored = (stored_var + eps).sqrt()
+    sd_source = (source[1].to(mean_t) + eps).sqrt()
+    sd = (var_t + eps).sqrt() * sd_stored / sd_source
+    mean = mean_t - sd * (source[0].to(mean_t) - stored_mean) / sd_stored
+    return mean, (sd * sd - eps).clamp_min(0.0)
+
+
+@torch.no_grad()
+def align(model: nn.Module, source: dict[str, torch.Tensor], images: np.ndarray,
+          prep: Preprocessing, setup: DeviceSetup, batch_size: int = 32,
+          within: tuple[str, ...] | None = None) -> int:
+    """Adapt every BatchNorm layer to the domain of ``images`` (no labels needed) so that it
+    hands the layers after it what the source images handed them: each layer normalises
+    the new domain's inputs by their own mean and spread, then restores the mean and spread
+    the source images had at that point (``source``: :func:`input_moments` of the training
+    images). The head and every trained layer then see features of the kind they were
+    trained on, whatever statistics the layer held (ImageNet's for a frozen layer, the
+    source's for a trained one); on images of the source domain itself nothing changes.
+
+    One pass, input to output: each batch is aligned with its own moments, so later layers
+    see already-aligned inputs; each layer keeps the average over the batches. Weights stay
+    untouched; on failure the statistics are put back. Returns the number of layers changed.
+    """
+    norms = [(name, m) for name, m in batch_norms(model)
+             if _in_scope(name, within) and name in source]
+    if not norms or len(images) == 0:
+        return 0
+    kept = statistics(model)
+    stored = {name: (m.running_mean.clone(), m.running_var.clone()) for name, m in norms}
+    sums: dict[str, list] = {}
+
+    def hook(name, module):
+        def set_stats(_module, args):
+            x = args[0].float()
+            dims = [0, *range(2, x.dim())]
+            count = x.numel() / x.shape[1]
+            mean, square = x.mean(dim=dims), (x * x).mean(dim=dims)
+            total = sums.setdefault(name, [torch.zeros(2, x.shape[1], device=x.device), 0.0])
+            total[0] += torch.stack([mean, square]) * count
+            total[1] += count
+            m_, v_ = _aligned(mean, (square - mean * mean).clamp_min(0.0), source[name],
+                              *stored[name], module.eps)
+            module.running_mean.copy_(m_)
+            module.running_var.copy_(v_)
+        return set_stats
+
+    was_training = {m: m.training for m in model.modules()}
+    model.eval()
+    handles = [m.register_forward_pre_hook(hook(name, m)) for name, m in norms]
+    try:
+        for _, x in eval_inputs(images, prep, setup, batch_size):
+            model(x)
+        for name, m in norms:
+            total, count = sums[name]
+            mean, square = total / count
+            m_, v_ = _aligned(mean, (square - mean * mean).clamp_min(0.0), source[name],
+                              *stored[name], m.eps)
+            m.running_mean.copy_(m_)
+            m.running_var.copy_(v_)
+    except BaseException:
+        load_statistics(model, kept)
+        raise
+    finally:
+        for h in handles:
+            h.remove()
+        for m, training in was_training.items():
+            m.train(training)
+    return len(norms)

@@ -27,6 +27,8 @@ class Prediction:
     frame: int | None = None  # one frame of a multi-frame DICOM (runs trained on all frames)
     ood: bool | None = None  # unlike anything the model was trained on (None: no detector)
     ood_score: float | None = None
+    adapted_to: str | None = None  # the domain the run was adapted to (``tlstudio adapt``)
+    adaptation: str | None = None  # its method, or that the source model was kept
 
     @property
     def key(self) -> str:
@@ -41,6 +43,8 @@ class Prediction:
             data["frame"] = self.frame
         if self.ood is not None:
             data["ood"], data["ood_score"] = self.ood, self.ood_score
+        if self.adapted_to is not None:
+            data["adapted_to"], data["adaptation"] = self.adapted_to, self.adaptation
         if self.error:
             data["error"] = self.error
         return data
@@ -83,6 +87,16 @@ class Predictor:
     def classes(self) -> list[str]:
         return self.run.classes
 
+    @property
+    def domain(self) -> tuple[str | None, str | None]:
+        """(the domain the run was adapted to, how) — (None, None) for a run as trained."""
+        adapted = self.run.config.get("adapted")
+        if not adapted:
+            return None, None
+        how = (adapted["method"] if adapted.get("kept", "adapted") == "adapted" else
+               f"none: the source model was kept ({adapted.get('kept_because', 'see the run')})")
+        return str(adapted["domain"]), how
+
     def probabilities(self, squares: np.ndarray) -> np.ndarray:
         """Calibrated probabilities for prepared uint8 squares ``(N, S, S, 3)``: the
         validation path, then the run's temperature."""
@@ -123,6 +137,7 @@ class Predictor:
                         str(file), self.classes[int(call)],
                         {c: float(v) for c, v in zip(self.classes, p, strict=True)},
                         frame=frame)
+                    result.adapted_to, result.adaptation = self.domain
                     if scores is not None:
                         result.ood_score = float(scores[k])
                         result.ood = bool(self.ood.flags(scores[k:k + 1])[0])
