@@ -439,7 +439,8 @@ def _ci(value: float, ci: list[float]) -> str:
 def describe(block: dict) -> list[str]:
     """The adaptation in sentences: what was done, the measures before and after, and
     whether accuracy on the new domain was measured at all."""
-    shift, ood, difference = block["shift"], block["ood_flagged"], block["difference"]
+    shift, ood = block["shift"], block["ood_flagged"]
+    difference = block.get("difference") or {"changed": True}  # runs adapted before it
     if difference["changed"]:
         lines = [f"Adapted {block['source_name']} to '{block['domain']}' "
                  f"({block['images']} images) by {block['method_words']}."]

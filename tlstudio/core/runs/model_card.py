@@ -90,6 +90,17 @@ app: agreement of the called class {result.agreement:.2%}, largest probability d
 """
 
 
+def _adaptation_section(m: dict) -> str:
+    """A run adapted to a new domain says so first: the numbers after it are the source's."""
+    if not m.get("adaptation"):
+        return ""
+    from .adapt import describe
+
+    lines = "\n".join(f"- {line}" for line in describe(m["adaptation"]))
+    return (f"## Domain adaptation\n{lines}\n- The test and validation numbers below are the "
+            "source run's, measured on its own domain before adaptation.\n\n")
+
+
 def model_card(run, fmt: str | None, result) -> str:
     """The card for an export (``result``: its parity check), or with ``result`` None the
     card of the run itself, as the report carries it."""
@@ -148,7 +159,7 @@ def model_card(run, fmt: str | None, result) -> str:
   {train['label_smoothing']}; augmentation `{train['augmentation']}`; class weights
   {'on' if train['class_weights'] else 'off'}; device {cfg['device']}.
 
-{test_section(m)}{_transfer_section(m)}
+{_adaptation_section(m)}{test_section(m)}{_transfer_section(m)}
 ## Validation ({m['count']} images; chose the epoch, temperature and threshold)
 - Accuracy {m['val_accuracy']:.4f}, balanced accuracy {m['balanced_accuracy']:.4f},
   loss {m['val_loss']:.4f}, macro F1 {m['macro_f1']:.4f}{

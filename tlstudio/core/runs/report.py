@@ -216,7 +216,7 @@ def _examples(run_dir: Path, part: str) -> str:
     from ..evaluation.explain import overlay
     from .predict import Predictor
 
-    rows = read_predictions(run_dir, "test" if part == "test" else "val")
+    rows = read_predictions(run_dir, {"validation": "val"}.get(part, part))
     rows.sort(key=lambda r: (r.correct, -r.confidence))
     rows = rows[:EXAMPLES]
     if not rows:
@@ -249,22 +249,33 @@ def build_report(run_dir: str | Path, images: bool = True) -> str:
     run_dir = Path(run_dir)
     require_finished(run_dir)
     config, m = read_config(run_dir), read_metrics(run_dir)
-    part = "test" if m.get("test") else "validation"
+    part = ("adapted" if m.get("adapted") else "test" if m.get("test") else "validation")
     block = m.get(part)
+    part_words = {"adapted": "labeled new-domain", "test": "held-out test",
+                  "validation": "validation"}[part]
     data, train = config["dataset"], config["train"]
     counts = ", ".join(f"{_e(k)}: {v}" for k, v in data["counts"].items())
     sizes = data["split_sizes"]
-    warn = ("" if part == "test" else
+    warn = ("" if part != "validation" else
             '<p class="warn">No test part was held out: every number below comes from the '
             "validation images that also chose the epoch, threshold and temperature, so they "
             "are optimistic.</p>")
+    if m.get("adaptation"):
+        from .adapt import describe
+
+        warn = ("<h2>Domain adaptation</h2>"
+                + "".join(f"<p>{_e(line)}</p>" for line in describe(m["adaptation"]))
+                + ("" if part == "adapted" else
+                   '<p class="warn">The results below are the source run\'s, measured on its '
+                   "own domain before adaptation: accuracy on the new domain is "
+                   "unverified.</p>"))
     if block is None:  # a run from before intervals
         results = (f"<p>Validation accuracy {m['val_accuracy']:.3f} on {m['count']} images "
                    "(trained with an older tlstudio: no intervals).</p>")
     else:
         resampled = ("whole patients/groups" if block["intervals"]["resampled"] == "groups"
                      else "images")
-        results = (f"<p>{block['n']} {'held-out test' if part == 'test' else 'validation'} "
+        results = (f"<p>{block['n']} {part_words} "
                    f"images. 95 % intervals by bootstrap ({block['intervals']['replicates']} "
                    f"replicates over {resampled}).</p>"
                    + _metrics_table(block)
@@ -309,7 +320,7 @@ Split (seed {train["seed"]}, stratified{", groups never split" if data.get("grou
 {_training_curves(run_dir)}
 {_cv(m)}
 {_transfer(m)}
-<h2>Results ({"held-out test" if part == "test" else "validation"})</h2>
+<h2>Results ({part_words})</h2>
 {results}
 <h2>Examples with heatmaps</h2>
 {examples or "<p class='muted'>Left out.</p>"}

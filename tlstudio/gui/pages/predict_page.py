@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -266,7 +267,7 @@ class PredictPage(Page):
             + (f", {count(errors, 'file')} unreadable" if errors else "") + added
             + (f", <b>{strange} unlike anything this model was trained on (⚠): do not trust "
                "their answers</b>" if strange else "") + ". "
-            + decision_text(self.predictor))
+            + decision_text(self.predictor) + domain_text(self.predictor))
         if results:
             self.table.selectRow(start)
 
@@ -340,6 +341,15 @@ def decision_text(predictor) -> str:
     else:
         text = "each image gets the class with the highest probability"
     return text + f"; probabilities are calibrated (temperature {d.temperature:.2f})."
+
+
+def domain_text(predictor) -> str:
+    """For a run made by `tlstudio adapt`: the domain it was adapted to, and how."""
+    domain, how = predictor.domain
+    if domain is None:
+        return ""
+    return (f" <b>This model was adapted to '{html.escape(domain)}'</b> "
+            f"({html.escape(how)}): it is meant for images of that domain.")
 
 
 def unfamiliar_text(result, predictor) -> str:

@@ -4,6 +4,7 @@ themselves with where the model looked."""
 
 from __future__ import annotations
 
+import html
 import logging
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from PySide6.QtWidgets import (
 from ...core.data.images import ImageReadError
 from ...core.evaluation.uncertainty import format_ci
 from ...core.glossary import explain
+from ...core.runs.adapt import ADAPTED_PART
+from ...core.runs.adapt import describe as describe_adaptation
 from ...core.runs.export import export_run
 from ...core.runs.familiarity import held_out_flagged
 from ...core.runs.history import read_config, read_metrics, read_predictions
@@ -33,6 +36,7 @@ from ...core.runs.report import write_report
 from ...core.words import count
 from ...errors import UserError
 from ...pixels import parse_image_key
+from ..adapt_dialog import AdaptDialog
 from ..embedding_view import EmbeddingMapView
 from ..image_view import ImageDialog
 from ..result_plots import ConfusionMatrixPlot, ResultCurves
@@ -44,7 +48,9 @@ GALLERY_PAGE = 60  # a page; Previous/Next reach every image
 log = logging.getLogger(__name__)
 
 
-PARTS = {"test": "Held-out test", "validation": "Validation"}
+PARTS = {ADAPTED_PART: "New domain (labeled)", "test": "Held-out test",
+         "validation": "Validation"}
+ROWS = {ADAPTED_PART: ADAPTED_PART, "test": "test", "validation": "val"}
 
 
 class ResultsPage(Page):
@@ -143,6 +149,12 @@ class ResultsPage(Page):
                                       "calibration, confusion matrix, heatmaps, model card")
         self.report_button.clicked.connect(self.write_report)
         export_row.addWidget(self.report_button)
+        self.adapt_button = QPushButton("Adapt to new images…")
+        self.adapt_button.setToolTip(
+            "Carry this model to another scanner, site or camera with that domain's unlabeled "
+            "images: writes a new run, this one stays as it is (tlstudio adapt).")
+        self.adapt_button.clicked.connect(self.open_adapt_dialog)
+        export_row.addWidget(self.adapt_button)
         self.export_label = QLabel("")
         self.export_label.setWordWrap(True)
         self.export_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextBrowserInteraction)
@@ -150,6 +162,7 @@ class ResultsPage(Page):
         export_row.addWidget(self.export_label, 1)
         layout.addLayout(export_row)
         self.dialog: ImageDialog | None = None
+        self.adapt_dialog: AdaptDialog | None = None
         state.run_changed.connect(self._run_changed)
 
     def _run_changed(self) -> None:
@@ -174,6 +187,7 @@ class ResultsPage(Page):
         self.export_label.setText("")
         self.export_button.setEnabled(False)
         self.report_button.setEnabled(False)
+        self.adapt_button.setEnabled(False)
         if self.dialog is not None:
             self.dialog.close()
             self.dialog = None
@@ -190,6 +204,7 @@ class ResultsPage(Page):
         self.shown_run = run_dir
         self.export_button.setEnabled(True)
         self.report_button.setEnabled(True)
+        self.adapt_button.setEnabled(True)
         self.map_view.set_run(run_dir)
         self.show_run(run_dir)
 
@@ -232,8 +247,7 @@ class ResultsPage(Page):
         legacy = block is None  # a run from before intervals: validation numbers only
         block = block or m
         self.part_combo.setCurrentIndex(max(self.part_combo.findData(part), 0))
-        key = "test" if part == "test" else "val"
-        self.rows = [r for r in self.all_predictions if r.part == key]
+        self.rows = [r for r in self.all_predictions if r.part == ROWS[part]]
         self.title_label.setText(f"Results on the {PARTS[part].lower()} images")
         self.summary_label.setText(self._summary(part, block, legacy, config))
         self.matrix_plot.show_matrix(block["confusion_matrix"], self.classes)
@@ -247,9 +261,12 @@ class ResultsPage(Page):
             return (f"<b>Accuracy {m['val_accuracy']:.1%}</b> on {m['count']} validation "
                     f"images (no intervals: trained with an older tlstudio) · best epoch "
                     f"{m['best_epoch']} of {m['epochs_run']}")
-        where = ("held-out test images — never used to choose anything" if part == "test"
-                 else "validation images — they chose the epoch, threshold and temperature, "
-                      "so these numbers are optimistic")
+        where = {
+            ADAPTED_PART: "labeled images of the new domain (the model adapted to them "
+                          "without their labels)",
+            "test": "held-out test images — never used to choose anything",
+            "validation": "validation images — they chose the epoch, threshold and "
+                          "temperature, so these numbers are optimistic"}[part]
         lines = [f"<b>Accuracy {format_ci(b['accuracy'], b['accuracy_ci'])}</b> on "
                  f"{b['n']} {where}.",
                  f"Balanced accuracy {format_ci(b['balanced_accuracy'], b['balanced_accuracy_ci'])}"
@@ -279,10 +296,16 @@ class ResultsPage(Page):
             verdict = t["verdict"] if t["gain_ci"][1] >= 0 else f"<b>{t['verdict']}</b>"
             lines.append(f"Pretraining vs from scratch ({t['scratch_accuracy']:.1%} on the "
                          f"same images): {verdict}")
-        if m.get("ood"):
+        if m.get("ood") and part != ADAPTED_PART:  # the adaptation says it for the new images
             share = held_out_flagged(m["ood"])
             lines.append(f"Out-of-distribution warning fitted: Predict marks images unlike the "
                          f"training images (it flagged {share:.1%} of these held-out ones).")
+        if m.get("adaptation"):
+            words = [html.escape(w) for w in describe_adaptation(m["adaptation"])]
+            if part != ADAPTED_PART:
+                words.append(f"<b>These {PARTS[part].lower()} numbers are the source run's, "
+                             "measured on its own domain before adaptation.</b>")
+            lines[:0] = words
         if part == "validation" and not m.get("test") and not m.get("cv"):
             lines.append("<b>No test part was held out</b>: set a held-out test share on the "
                          "Data step for numbers you can report.")
@@ -413,6 +436,17 @@ class ResultsPage(Page):
             self.export_label.setText(f"<b>No report:</b> {message.splitlines()[0]}")
 
         run_task(lambda: write_report(run_dir), on_done=done, on_error=failed, parent=self)
+
+    # --- adapt ----------------------------------------------------------------------------
+    def open_adapt_dialog(self) -> None:
+        if self.shown_run is None:
+            return
+        self.adapt_dialog = AdaptDialog(Path(self.shown_run), self)
+        self.adapt_dialog.adapted.connect(self._show_adapted)
+        self.adapt_dialog.show()
+
+    def _show_adapted(self, run_dir) -> None:
+        self.state.set_run(Path(run_dir))
 
     # --- export -------------------------------------------------------------------------
     def _choose_export_folder(self) -> None:
