@@ -161,3 +161,24 @@ def test_a_failure_while_writing_leaves_nothing_behind(br35h_probe_run, tmp_path
     with pytest.raises(OSError):
         adapt(br35h_probe_run, domain / "images", tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site-e"]
+
+
+def test_a_run_moved_without_its_training_images_still_adapts(br35h_probe_run, tmp_path):
+    """Training keeps what its images handed each layer (source_statistics.safetensors), so
+    a run copied to another site adapts there; a run without it needs its training images
+    and says so."""
+    moved = tmp_path / "moved-run"
+    shutil.copytree(br35h_probe_run, moved)
+    assert (moved / "source_statistics.safetensors").is_file()
+    split = json.loads((moved / "split.json").read_text())
+    split["train"] = [f"/nowhere/{k}.png" for k in range(len(split["train"]))]
+    (moved / "split.json").write_text(json.dumps(split))
+    domain = tmp_path / "site-f"
+    write_domain(domain, _held_out(br35h_probe_run)[:30], tone(3.0, 0.35))
+    block = adapt(moved, domain / "images", tmp_path / "adapted")
+    assert block["difference"]["changed"] and block["source_images"] >= 200
+
+    (moved / "source_statistics.safetensors").unlink()
+    with pytest.raises(AdaptError, match="put them back where the run found them"):
+        adapt(moved, domain / "images", tmp_path / "adapted-again")
+    assert not (tmp_path / "adapted-again").exists()

@@ -19,9 +19,9 @@ from torch import nn
 
 from ..data.preprocess import Preprocessing
 from ..engine.device import DeviceSetup
-from ..engine.inference import eval_inputs
 from ..engine.recipe import affordable
 from ..models.layers import stages
+from .normalisation import batch_norms, has_batch_norm, input_moments
 
 EPS = 1e-5
 
@@ -39,39 +39,19 @@ def stage_shift(model: nn.Module, images: np.ndarray, prep: Preprocessing, setup
                 batch_size: int = 32) -> list[dict]:
     """``[{"stage", "shift", "layers"}]`` input to output for prepared squares ``images``;
     empty when the backbone has no BatchNorm."""
-    model.eval()
-    paths = stages(model)
-    norms = [(name, m) for name, m in model.named_modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None]
-    if not norms or not paths:
+    if not has_batch_norm(model) or not stages(model):
         return []
-    sums: dict[str, list[torch.Tensor]] = {}
+    return shift_by_stage(model, input_moments(model, images, prep, setup, batch_size))
 
-    def hook(name):
-        def record(_module, args):
-            x = args[0].float()
-            dims = [0, *range(2, x.dim())]
-            moments = torch.stack([x.mean(dim=dims), (x * x).mean(dim=dims)])
-            count = x.numel() / x.shape[1]
-            total = sums.setdefault(name, [torch.zeros_like(moments), 0.0])
-            total[0] += moments * count
-            total[1] += count
-        return record
 
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in norms]
-    try:
-        for _, x in eval_inputs(images, prep, setup, batch_size):
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    per_layer = {}
-    for name, m in norms:
-        moments, count = sums[name]
-        mean = moments[0] / count
-        var = moments[1] / count - mean ** 2
-        per_layer[name] = _symmetric_kl(mean.cpu(), var.cpu(), m.running_mean.float().cpu(),
-                                        m.running_var.float().cpu())
+def shift_by_stage(model: nn.Module, moments: dict[str, torch.Tensor]) -> list[dict]:
+    """The gauge from already measured layer inputs (``{name: [mean, variance]}``, as
+    :func:`..normalisation.input_moments` gives): each layer's distance from the statistics
+    it holds, averaged per stage."""
+    paths = stages(model)
+    per_layer = {name: _symmetric_kl(moments[name][0], moments[name][1],
+                                     m.running_mean.float().cpu(), m.running_var.float().cpu())
+                 for name, m in batch_norms(model) if name in moments}
     out = []
     for i, path in enumerate(paths):
         inside = [v for name, v in per_layer.items()

@@ -91,6 +91,52 @@ def _in_scope(name: str, within: tuple[str, ...] | None) -> bool:
     return within is None or any(name == p or name.startswith(p + ".") for p in within)
 
 
+class MomentRecorder:
+    """While open, every forward pass of ``model`` adds what each BatchNorm layer receives
+    to per-part sums (see :func:`moment_sums`): the images arrive in order and image ``i``
+    counts in part ``parts[i]``. Lets a pass made for another purpose (the OOD fit at the
+    end of training) measure the source domain at no extra cost."""
+
+    def __init__(self, model: nn.Module, parts: np.ndarray):
+        self.model, self.parts = model, np.asarray(parts, dtype=np.int64)
+        self.k = int(self.parts.max()) + 1 if len(self.parts) else 1
+        self.sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._seen: dict[str, int] = {}
+        self._handles: list = []
+
+    def _hook(self, name: str):
+        def record(_module, args):
+            x = args[0].detach().float()
+            start = self._seen.get(name, 0)
+            index = self.parts[start : start + len(x)]
+            self._seen[name] = start + len(x)
+            if len(index) < len(x):  # more images than parts were drawn for: not counted
+                x = x[: len(index)]
+            if len(index) == 0:
+                return
+            dims = list(range(2, x.dim()))
+            per_image = torch.stack([x.mean(dim=dims), (x * x).mean(dim=dims)], 1) if dims \
+                else torch.stack([x, x * x], 1)
+            size = float(np.prod(x.shape[2:])) if dims else 1.0
+            total = self.sums.setdefault(name, (
+                torch.zeros(self.k, 2, x.shape[1], dtype=torch.float64),
+                torch.zeros(self.k, dtype=torch.float64)))
+            rows = torch.from_numpy(index)
+            total[0].index_add_(0, rows, per_image.cpu().double() * size)
+            total[1].index_add_(0, rows, torch.full((len(rows),), size, dtype=torch.float64))
+        return record
+
+    def __enter__(self) -> MomentRecorder:
+        self._handles = [m.register_forward_pre_hook(self._hook(name))
+                         for name, m in batch_norms(self.model)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+
 @torch.no_grad()
 def moment_sums(model: nn.Module, images: np.ndarray, prep: Preprocessing,
                 setup: DeviceSetup, batch_size: int = 32, parts: np.ndarray | None = None,
@@ -101,35 +147,15 @@ def moment_sums(model: nn.Module, images: np.ndarray, prep: Preprocessing,
     counts ``parts``. ``parts``: the part of each image (default: one part); random parts
     let :func:`sampling_noise` tell a change of domain from the luck of a sample."""
     parts = np.zeros(len(images), np.int64) if parts is None else np.asarray(parts)
-    k = int(parts.max()) + 1 if len(parts) else 1
-    sums: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    current = {"parts": None}
-
-    def hook(name):
-        def record(_module, args):
-            x = args[0].detach().float()
-            dims = list(range(2, x.dim()))
-            per_image = torch.stack([x.mean(dim=dims), (x * x).mean(dim=dims)], 1).cpu()
-            size = float(np.prod(x.shape[2:])) if x.dim() > 2 else 1.0
-            total = sums.setdefault(name, (torch.zeros(k, 2, x.shape[1], dtype=torch.float64),
-                                           torch.zeros(k, dtype=torch.float64)))
-            index = torch.from_numpy(current["parts"])
-            total[0].index_add_(0, index, per_image.double() * size)
-            total[1].index_add_(0, index, torch.full((len(index),), size, dtype=torch.float64))
-        return record
-
     was_training = model.training
     model.eval()
-    handles = [m.register_forward_pre_hook(hook(name)) for name, m in batch_norms(model)]
     try:
-        for start, x in eval_inputs(images, prep, setup, batch_size):
-            current["parts"] = parts[start : start + len(x)]
-            model(x)
+        with MomentRecorder(model, parts) as recorder:
+            for _, x in eval_inputs(images, prep, setup, batch_size):
+                model(x)
     finally:
-        for h in handles:
-            h.remove()
         model.train(was_training)
-    return sums
+    return recorder.sums
 
 
 def combine(sums: dict[str, tuple[torch.Tensor, torch.Tensor]],

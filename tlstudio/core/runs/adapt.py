@@ -43,7 +43,7 @@ from ..data.preprocess import Preprocessing, prepare
 from ..engine.device import DeviceSetup, pick_device
 from ..engine.events import StageProgress
 from ..engine.inference import eval_inputs, predict_with_features
-from ..evaluation.domain_shift import stage_shift
+from ..evaluation.domain_shift import shift_by_stage, stage_shift
 from ..evaluation.held_out import report
 from ..evaluation.normalisation import (
     align,
@@ -55,7 +55,7 @@ from ..evaluation.normalisation import (
     sampling_noise,
 )
 from ..evaluation.uncertainty import Resampler, interval
-from . import familiarity
+from . import familiarity, source_domain
 from .history import LoadedRun, load_run, read_metrics, require_finished
 from .record import CONFIG, METRICS, PREDICTIONS, WEIGHTS, save_tensors_atomic, write_atomic
 
@@ -160,10 +160,12 @@ def read_images(paths: list[str | Path], prep: Preprocessing,
 
 # --- the measures before and after -------------------------------------------------------
 
-def _mean_shift(model, squares, prep, setup, batch_size) -> tuple[float, list[dict]]:
-    stages = stage_shift(model, squares, prep, setup, batch_size)
-    return (float(np.mean([s["shift"] for s in stages])) if stages else float("nan"),
-            [{"stage": s["stage"], "shift": float(s["shift"])} for s in stages])
+def _stages(stages: list[dict]) -> list[dict]:
+    return [{"stage": s["stage"], "shift": float(s["shift"])} for s in stages]
+
+
+def _mean(stages: list[dict]) -> float:
+    return float(np.mean([s["shift"] for s in stages])) if stages else float("nan")
 
 
 def _ood_rate(model, detector, squares, prep, setup, batch_size) -> float | None:
@@ -174,8 +176,8 @@ def _ood_rate(model, detector, squares, prep, setup, batch_size) -> float | None
 
 
 def _measures(model, detector, squares, prep, setup, batch_size) -> dict:
-    shift, stages = _mean_shift(model, squares, prep, setup, batch_size)
-    return {"shift": shift, "stages": stages,
+    stages = _stages(stage_shift(model, squares, prep, setup, batch_size))
+    return {"shift": _mean(stages), "stages": stages,
             "ood_flagged": _ood_rate(model, detector, squares, prep, setup, batch_size)}
 
 
@@ -230,11 +232,11 @@ def adapted_model(run: LoadedRun, source: dict, squares: np.ndarray, method: str
 
 
 def source_statistics(run: LoadedRun, setup: DeviceSetup, batch_size: int,
-                      emit: Emit | None = None, seed: int = 0) -> tuple[dict, Images]:
+                      emit: Emit | None = None, seed: int = 0) -> tuple[dict, int]:
     """What each BatchNorm layer received from the run's own training images (at most
     ``SOURCE_IMAGES`` of them) as sums over ``SOURCE_PARTS`` random parts
-    (:func:`..evaluation.normalisation.moment_sums`), and those images; they must still be
-    where they were."""
+    (:func:`..evaluation.normalisation.moment_sums`), for runs trained before these sums
+    were kept with the run; the images must still be where they were."""
     split_file = run.dir / "split.json"
     try:
         keys = list(json.loads(split_file.read_text(encoding="utf-8"))["train"])
@@ -252,7 +254,7 @@ def source_statistics(run: LoadedRun, setup: DeviceSetup, batch_size: int,
             "the source from them: put them back where the run found them.")
     parts = np.random.default_rng(seed).permutation(len(images.keys)) % SOURCE_PARTS
     return moment_sums(run.model, images.squares, run.preprocessing, setup, batch_size,
-                       parts), images
+                       parts), len(images.keys)
 
 
 # --- the request -----------------------------------------------------------------------------
@@ -286,16 +288,21 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     setup = pick_device(device)
     run.model.to(setup.device)
     emit(StageProgress("measuring the source domain", 0, 1))
-    sums, source_images = source_statistics(run, setup, batch_size, emit, seed)
+    kept = source_domain.load(run.dir)  # kept with the run since training
+    # a run from before: measured on its training images, if they are still there
+    sums, source_count = kept or source_statistics(run, setup, batch_size, emit, seed)
     source = combine(sums)
     emit(StageProgress("measuring the source domain", 1, 1))
     detector = run.ood
     emit(StageProgress("measuring the shift before adapting", 0, 1))
-    before = _measures(run.model, detector, target.squares, prep, setup, batch_size)
-    reference, _ = _mean_shift(run.model, source_images.squares, prep, setup, batch_size)
-    difference = distance(input_moments(run.model, target.squares, prep, setup, batch_size),
-                          source)
-    by_luck = sampling_noise(sums, len(target.keys) / len(source_images.keys), seed=seed)
+    target_moments = input_moments(run.model, target.squares, prep, setup, batch_size)
+    before = {"stages": _stages(shift_by_stage(run.model, target_moments)),
+              "ood_flagged": _ood_rate(run.model, detector, target.squares, prep, setup,
+                                       batch_size)}
+    before["shift"] = _mean(before["stages"])
+    reference = _mean(_stages(shift_by_stage(run.model, source)))
+    difference = distance(target_moments, source)
+    by_luck = sampling_noise(sums, len(target.keys) / source_count, seed=seed)
     changed = not difference <= NOISE_MARGIN * by_luck  # nan (too few parts): adapt
     emit(StageProgress("measuring the shift before adapting", 1, 1))
     if changed:
@@ -309,7 +316,7 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
         "source_run": str(Path(run_dir).resolve()), "source_name": Path(run_dir).name,
         "method": method, "method_words": METHODS[method],
         "domain": domain or Path(images).expanduser().resolve().name,
-        "images": len(target.keys), "source_images": len(source_images.keys),
+        "images": len(target.keys), "source_images": source_count,
         "left_out": [{"path": k, "reason": r} for k, r in left_out],
         "shift": {"source": reference, "before": before["shift"], "after": after["shift"],
                   "stages_before": before["stages"], "stages_after": after["stages"]},

@@ -8,13 +8,15 @@ that chose the epoch.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from ..engine.events import StageProgress
 from ..engine.inference import predict_with_features
 from ..evaluation.held_out import Decision, held_out
 from ..evaluation.metrics import evaluate
-from . import familiarity
+from . import familiarity, source_domain
 
 SCORING = "scoring the best epoch on validation and test"
 
@@ -31,9 +33,14 @@ def write_results(record, job, session, fit, index, prepared) -> dict:
     emit(StageProgress("fitting the out-of-distribution warning", 0, 1))
     _, val_features = predict_with_features(model, prepared.data.val_images, prep, setup,
                                             config.batch_size)
-    detector, ood_summary = familiarity.fit_for_run(
-        model, prepared, prep, setup, config.batch_size, config.seed, val_features,
-        test_features)
+    recorder = source_domain.recorder(  # what the training images hand each BatchNorm
+        model, min(len(prepared.data.train_targets), familiarity.FIT_IMAGES), config.seed)
+    with recorder or contextlib.nullcontext():
+        detector, ood_summary = familiarity.fit_for_run(
+            model, prepared, prep, setup, config.batch_size, config.seed, val_features,
+            test_features)
+    if recorder is not None:
+        source_domain.save(record.dir, recorder.sums, len(recorder.parts))
     emit(StageProgress("fitting the out-of-distribution warning", 1, 1))
     result = metrics_block(config, index, prepared, probs, test_probs, fit)
     result["ood"] = ood_summary
