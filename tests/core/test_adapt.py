@@ -20,6 +20,7 @@ from tlstudio.core.runs import adapt as adapting
 from tlstudio.core.runs.adapt import AdaptError, adapt, check_request, describe
 from tlstudio.core.runs.predict import Predictor
 from tlstudio.core.studies.simulated_domains import tone, unchanged, write_domain
+from tlstudio.errors import UserError
 
 
 def _held_out(run: Path) -> list[tuple[str, str]]:
@@ -60,6 +61,10 @@ def test_a_darker_flatter_scanner_is_adapted_to_and_measured(br35h_probe_run, tm
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["headline"] == "adapted" and metrics["adapted"]["n"] == 92
     assert metrics["adapted"]["accuracy"] == pytest.approx(block["after"]["accuracy"])
+    from tlstudio.core.runs.catalog import comparison, overview
+
+    assert "on 92 labeled new-domain images" in overview(out).headline
+    assert comparison([br35h_probe_run, out])[1]["part"] == "adapted"
     words = "\n".join(describe(block))
     assert "92 labeled new-domain images" in words and "95 % CI" in words
 
@@ -98,6 +103,12 @@ def test_without_labels_accuracy_is_said_to_be_unverified(br35h_probe_run, tmp_p
     assert "unverified" in "\n".join(describe(block))
     assert "adapted" not in json.loads((tmp_path / "adapted" / "metrics.json").read_text())
     assert Predictor.from_run(tmp_path / "adapted", "cpu").domain == ("images", "statistics")
+    # the run list and the comparison never pass the source's numbers off as its own
+    from tlstudio.core.runs.catalog import comparison, overview
+
+    assert "unverified" in overview(tmp_path / "adapted").headline
+    with pytest.raises(UserError, match="without labels"):
+        comparison([br35h_probe_run, tmp_path / "adapted"])
 
 
 def test_a_backbone_without_batch_norm_is_refused_in_words(br35h_probe_run, tmp_path):

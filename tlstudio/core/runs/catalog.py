@@ -33,6 +33,15 @@ class RunOverview:
     def headline(self) -> str:
         """The number to judge a run by, saying which part it comes from."""
         m = self.metrics
+        if m.get("adaptation"):
+            domain = m["adaptation"]["domain"]
+            if m.get("adapted"):
+                a = m["adapted"]
+                return (f"adapted to '{domain}': accuracy "
+                        f"{format_ci(a['accuracy'], a.get('accuracy_ci'))} on {a['n']} labeled "
+                        "new-domain images")
+            return (f"adapted to '{domain}': accuracy there unverified (no labels given); "
+                    "the source's numbers do not apply")
         if m.get("test"):
             t = m["test"]
             return f"test accuracy {format_ci(t['accuracy'], t.get('accuracy_ci'))} (n={t['n']})"
@@ -93,7 +102,12 @@ def comparison(run_dirs: list[str | Path]) -> list[dict]:
         config, m = read_config(run_dir), read_metrics(run_dir)
         if not m:
             raise RunError(f"'{run_dir}' has no results yet (it did not finish)")
-        part = "test" if m.get("test") else "validation"
+        part = "adapted" if m.get("adapted") else "test" if m.get("test") else "validation"
+        if m.get("adaptation") and part != "adapted":
+            raise RunError(f"'{run_dir}' was adapted to '{m['adaptation']['domain']}' without "
+                           "labels: its accuracy there was not measured, and the source "
+                           "run's numbers do not describe it. Adapt again with --labels to "
+                           "compare it.")
         block = m.get(part) or {}
         row = {"run": str(run_dir), "name": Path(run_dir).name,
                "backbone": config["backbone"]["name"], "mode": config["train"]["mode"],

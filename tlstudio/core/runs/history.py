@@ -120,10 +120,13 @@ def summarize(run_dir: str | Path) -> RunSummary:
         status = "interrupted"
     else:
         status = "not started"
-    return RunSummary(run_dir, config.get("backbone", {}).get("name", "?"),
-                      train.get("mode", "?"), config.get("created", ""),
-                      int(meta.get("epoch", 0)), int(meta.get("epochs") or train.get("epochs")
-                                                     or 0), status)
+    mode, done = train.get("mode", "?"), int(meta.get("epoch", 0))
+    if config.get("adapted"):  # written by `tlstudio adapt`: no training state of its own
+        mode = f"{mode}, adapted to '{config['adapted'].get('domain', '?')}'"
+        done = int(read_metrics(run_dir).get("epochs_run", 0)) if has_metrics else 0
+    return RunSummary(run_dir, config.get("backbone", {}).get("name", "?"), mode,
+                      config.get("created", ""), done,
+                      int(meta.get("epochs") or train.get("epochs") or 0), status)
 
 
 def list_runs(root: Path | None = None) -> list[RunSummary]:
