@@ -94,11 +94,15 @@ def test_without_labels_accuracy_is_said_to_be_unverified(br35h_probe_run, tmp_p
     domain = tmp_path / "site-c"
     write_domain(domain, _held_out(br35h_probe_run)[:30], tone(2.2, 0.5))
     (domain / "images" / "no" / "broken.png").write_bytes(b"not a png")
+    from pydicom.data import get_testdata_file
+
+    for name in ("MR_small.dcm", "MR2_UNCR.dcm"):  # DICOM of the new scanner, read alike
+        shutil.copy(get_testdata_file(name), domain / "images" / "yes" / name)
     done = tlstudio("adapt", "--run", br35h_probe_run, "--images", domain / "images",
                     "--out", tmp_path / "adapted", "--json")
     assert done.returncode == 0, done.stderr
     block = json.loads(done.stdout)
-    assert block["accuracy"] == "unverified" and block["images"] == 30
+    assert block["accuracy"] == "unverified" and block["images"] == 32
     assert [Path(r["path"]).name for r in block["left_out"]] == ["broken.png"]
     assert "unverified" in "\n".join(describe(block))
     assert "adapted" not in json.loads((tmp_path / "adapted" / "metrics.json").read_text())
