@@ -81,7 +81,9 @@ def test_the_source_domain_itself_is_not_made_worse(br35h_probe_run, tmp_path):
     92 images measured 2 points lower here)."""
     domain = tmp_path / "same-site"
     labels = write_domain(domain, _held_out(br35h_probe_run), unchanged)
-    block = adapt(br35h_probe_run, domain / "images", tmp_path / "out", labels)
+    (tmp_path / "via-a-link").symlink_to(domain / "images")  # labels name the real paths
+    block = adapt(br35h_probe_run, tmp_path / "via-a-link", tmp_path / "out", labels)
+    assert block["labeled"] == 92 and block["images"] == 92
     assert not block["difference"]["changed"] and block["kept"] == "source"
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["adapted"]["accuracy"] >= block["before"]["accuracy"] - 0.01, block

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from ...errors import UserError
-from ...pixels import image_entries, image_key
+from ...pixels import image_entries, image_key, parse_image_key
 from ..data.images import ImageReadError, read_image
 from ..data.preprocess import Preprocessing, prepare
 from ..engine.device import DeviceSetup, pick_device
@@ -125,7 +125,7 @@ def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int
     known = {}
     for item in index.items:
         if item.label in classes:
-            known[item.key] = classes.index(item.label)
+            known[same_image(item.key)] = classes.index(item.label)
         else:
             left_out.append((item.key, f"class '{item.label}' is not one the run knows "
                                        f"({', '.join(classes)})"))
@@ -133,6 +133,13 @@ def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int
         raise AdaptError(f"--labels: no row of '{csv_file}' names a readable image of one of "
                          f"the run's classes ({', '.join(classes)})")
     return known, left_out
+
+
+def same_image(key: str) -> str:
+    """One name per image however it was reached (a link, ``..``, a relative path): the
+    resolved file, and its frame."""
+    file, frame = parse_image_key(key)
+    return image_key(Path(file).expanduser().resolve(), frame)
 
 
 def read_images(paths: list[str | Path], prep: Preprocessing,
@@ -145,7 +152,7 @@ def read_images(paths: list[str | Path], prep: Preprocessing,
                for entry in image_entries(file, prep.frames)]
     squares, keys, left_out = [], [], []
     for k, (file, frame) in enumerate(entries):
-        key = image_key(file, frame)
+        key = same_image(image_key(file, frame))
         try:
             squares.append(prepare(read_image(file, prep.window, frame), prep))
             keys.append(key)
@@ -342,12 +349,15 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
 def _keys_under(images: str | Path, known: dict[str, int]) -> set[str]:
     """The labeled keys the images folder already holds (read once, not twice)."""
     root = Path(images).expanduser().resolve()
-    return {k for k in known if Path(k.split("#", 1)[0]).resolve().is_relative_to(root)}
+    return {k for k in known if parse_image_key(k)[0].is_relative_to(root)}
 
 
 def _score_labels(run: LoadedRun, model, target: Images, known: dict[str, int],
                   setup: DeviceSetup, batch_size: int, seed: int) -> dict:
     rows = [k for k, key in enumerate(target.keys) if key in known]
+    if not rows:
+        raise AdaptError("none of the labeled images could be read (see the files not used)"
+                         + "".join(f"; {k}: {r}" for k, r in target.left_out[:3]))
     squares = target.squares[rows]
     y = np.array([known[target.keys[k]] for k in rows], dtype=np.int64)
     decision, prep = run.decision, run.preprocessing
