@@ -199,3 +199,47 @@ def test_a_run_moved_without_its_training_images_still_adapts(br35h_probe_run, t
     with pytest.raises(AdaptError, match="put them back where the run found them"):
         adapt(moved, domain / "images", tmp_path / "adapted-again")
     assert not (tmp_path / "adapted-again").exists()
+
+
+def test_many_new_images_are_sampled_keeping_the_labeled_ones(br35h_probe_run, tmp_path,
+                                                             monkeypatch):
+    monkeypatch.setattr(adapting, "TARGET_IMAGES", 20)
+    domain = tmp_path / "site-g"
+    labels = write_domain(domain, _held_out(br35h_probe_run)[:40], tone(3.0, 0.35))
+    rows = labels.read_text().splitlines()
+    labels.write_text("\n".join(rows[:1] + rows[-5:]) + "\n")  # the last five images only
+    block = adapt(br35h_probe_run, domain / "images", tmp_path / "out", labels)
+    assert block["images"] == 20 and block["labeled"] == 5
+
+
+def test_non_finite_statistics_stop_it_with_nothing_written(br35h_probe_run, tmp_path,
+                                                            monkeypatch):
+    domain = tmp_path / "site-h"
+    write_domain(domain, _held_out(br35h_probe_run)[:20], tone(3.0, 0.35))
+    real = adapting.align
+
+    def poisoned(model, *args, **kwargs):
+        changed = real(model, *args, **kwargs)
+        model.bn1.running_var[0] = float("nan")
+        return changed
+
+    monkeypatch.setattr(adapting, "align", poisoned)
+    with pytest.raises(AdaptError, match="non-finite"):
+        adapt(br35h_probe_run, domain / "images", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_label_rows_not_used_are_listed_with_their_reason(tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    Image.new("RGB", (8, 8)).save(tmp_path / "c.png")
+    (tmp_path / "labels.csv").write_text("path,label\na.png,no\nb.png,yes\nc.png,zebra\n,yes\n")
+    known, left_out = adapting.read_labels(tmp_path / "labels.csv", ["no", "yes"])
+    assert known == {str((tmp_path / "a.png").resolve()): 0}
+    reasons = {Path(p).name: r for p, r in left_out}
+    assert "not found" in reasons["b.png"] and "zebra" in reasons["c.png"]
+    assert "empty path" in reasons["labels.csv"]
+    (tmp_path / "none.csv").write_text("path,label\nc.png,zebra\n")
+    with pytest.raises(AdaptError, match="run's classes"):
+        adapting.read_labels(tmp_path / "none.csv", ["no", "yes"])

@@ -461,6 +461,16 @@ def _file_trouble(file: Path) -> tuple[str, str] | None:
     return None
 
 
+def read_label_rows(csv_path: str | Path) -> tuple[list[Item], list[Problem]]:
+    """A ``path,label[,group]`` CSV's rows as items (paths resolved as for a dataset, files
+    not yet decoded) and the rows left out with their reasons; no class or size rules, for
+    a few labels of images checked elsewhere (``tlstudio adapt --labels``)."""
+    path = Path(csv_path).expanduser()
+    if not path.is_file():
+        raise DatasetError(f"'{path}' is not a file; expected a CSV of path,label rows")
+    return _candidates_from_csv(path)
+
+
 def _candidates_from_csv(csv_path: Path) -> tuple[list[Item], list[Problem]]:
     rows, sep, problems = _read_csv_rows(csv_path)
     name = csv_path.name

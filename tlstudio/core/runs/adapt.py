@@ -68,6 +68,7 @@ METHODS = {
 DEFAULT_METHOD = "statistics"
 MIN_IMAGES = 16  # fewer give statistics too noisy to normalise with
 SOURCE_IMAGES = 1000  # training images that measure what each layer saw at the source
+TARGET_IMAGES = 2000  # new images read at most (the labeled ones always): enough for statistics
 SOURCE_PARTS = 10  # random parts of them: how far a sample lies from the source by luck
 NOISE_MARGIN = 1.5  # a change of domain is a difference this many times the largest by luck
 ADAPTED_PART = "adapted"  # predictions.csv rows of the labeled new-domain images
@@ -118,20 +119,20 @@ def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int
                                                                       list[tuple[str, str]]]:
     """``{image key: class index}`` from a CSV read like any CSV dataset, and the rows left
     out with their reasons (unreadable, or a class the run does not know)."""
-    from ..data.dataset import scan
+    from ..data.dataset import read_label_rows
 
-    index = scan(csv_file)
-    left_out = [(p.path, p.reason) for p in index.problems]
+    items, problems = read_label_rows(csv_file)
+    left_out = [(str(p.path or csv_file), p.message) for p in problems if p.skipped]
     known = {}
-    for item in index.items:
+    for item in items:
         if item.label in classes:
             known[same_image(item.key)] = classes.index(item.label)
         else:
             left_out.append((item.key, f"class '{item.label}' is not one the run knows "
                                        f"({', '.join(classes)})"))
     if not known:
-        raise AdaptError(f"--labels: no row of '{csv_file}' names a readable image of one of "
-                         f"the run's classes ({', '.join(classes)})")
+        raise AdaptError(f"--labels: no row of '{csv_file}' names an image of one of the "
+                         f"run's classes ({', '.join(classes)})")
     return known, left_out
 
 
@@ -143,13 +144,22 @@ def same_image(key: str) -> str:
 
 
 def read_images(paths: list[str | Path], prep: Preprocessing,
-                emit: Emit | None = None, stage: str = "reading the new images") -> Images:
+                emit: Emit | None = None, stage: str = "reading the new images",
+                limit: int | None = None, keep: set[str] | frozenset = frozenset(),
+                seed: int = 0) -> Images:
     """Every image under ``paths`` (files, folders, frame keys) turned into the model's
-    squares by the one pixel rule; unreadable ones listed with their reason."""
+    squares by the one pixel rule; unreadable ones listed with their reason. ``limit``: at
+    most this many, drawn at random, the ``keep`` keys always among them."""
     from .predict import expand_paths
 
     entries = [entry for raw in paths for file in expand_paths([raw])
                for entry in image_entries(file, prep.frames)]
+    if limit is not None and len(entries) > limit:
+        kept = [e for e in entries if same_image(image_key(*e)) in keep]
+        others = [e for e in entries if same_image(image_key(*e)) not in keep]
+        drawn = np.random.default_rng(seed).permutation(len(others))[
+            : max(0, limit - len(kept))]
+        entries = kept + [others[k] for k in sorted(drawn)]
     squares, keys, left_out = [], [], []
     for k, (file, frame) in enumerate(entries):
         key = same_image(image_key(file, frame))
@@ -287,7 +297,7 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     if labels is not None:
         known, left_out = read_labels(labels, classes)
     target = read_images([images, *sorted(set(known) - _keys_under(images, known))], prep,
-                         emit)
+                         emit, limit=TARGET_IMAGES, keep=set(known), seed=seed)
     left_out += target.left_out
     if len(target.keys) < MIN_IMAGES:
         raise AdaptError(f"only {len(target.keys)} readable images in '{images}'; adapting "
@@ -315,6 +325,12 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     if changed:
         emit(StageProgress(f"adapting ({method})", 0, 1))
         model = adapted_model(run, source, target.squares, method, setup, batch_size, seed)
+        bad = [k for k, v in model.state_dict().items()
+               if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+        if bad:  # never a model that answers NaN
+            raise AdaptError(f"adapting produced non-finite numbers (e.g. in {bad[0]}); "
+                             "nothing was written. Check the new images (blank or corrupt "
+                             "ones) or use --method statistics.")
         emit(StageProgress(f"adapting ({method})", 1, 1))
         after = _measures(model, detector, target.squares, prep, setup, batch_size)
     else:
