@@ -113,6 +113,9 @@ def test_without_labels_accuracy_is_said_to_be_unverified(br35h_probe_run, tmp_p
     from tlstudio.core.runs.catalog import comparison, overview
 
     assert "unverified" in overview(tmp_path / "adapted").headline
+    again = tlstudio("adapt", "--run", tmp_path / "adapted", "--images", domain / "images",
+                     "--out", tmp_path / "again")  # aligned to an adapted model: refused
+    assert again.returncode == 2 and "adapt its source run instead" in again.stderr
     with pytest.raises(UserError, match="without labels"):
         comparison([br35h_probe_run, tmp_path / "adapted"])
 

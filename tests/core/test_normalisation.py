@@ -73,3 +73,38 @@ def test_only_the_chosen_stages_are_reestimated():
     assert moved and all(k == "bn1" or k.startswith("blocks.0.") for k in moved)
     assert changed == len([n for n, _ in batch_norms(model)
                            if n == "bn1" or n.startswith("blocks.0.")])
+
+
+def _sums(per_image: torch.Tensor, parts: np.ndarray) -> dict:
+    """Per-part sums as MomentRecorder keeps them, from per-image [mean, square] rows
+    (one position per image)."""
+    k = int(parts.max()) + 1
+    total = torch.zeros(k, 2, per_image.shape[-1], dtype=torch.float64)
+    counts = torch.zeros(k, dtype=torch.float64)
+    rows = torch.from_numpy(parts)
+    total.index_add_(0, rows, per_image.double())
+    counts.index_add_(0, rows, torch.ones(len(parts), dtype=torch.float64))
+    return {"layer": (total, counts)}
+
+
+def test_a_small_sample_of_the_source_itself_is_no_change_of_domain():
+    """2,000 source images in 10 parts (200 each): 30 more images of the same domain lie
+    within what luck gives a sample of 30, a shift of half a spread does not (the luck of
+    a sample smaller than a part is scaled from one part, as one over the size)."""
+    from tlstudio.core.evaluation.normalisation import combine, distance, sampling_noise
+
+    def images(rng, n, shift=0.0):
+        x = torch.from_numpy(rng.normal(shift, 1.0, size=(n, 64)))
+        return torch.stack([x, x * x], 1)
+
+    same_called_changed = 0
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        sums = _sums(images(rng, 2000), rng.permutation(2000) % 10)
+        source = combine(sums)
+        luck = sampling_noise(sums, 30 / 2000, seed=seed)
+        same = distance(combine(_sums(images(rng, 30), np.zeros(30, np.int64))), source)
+        moved = distance(combine(_sums(images(rng, 30, 0.5), np.zeros(30, np.int64))), source)
+        same_called_changed += same > 1.5 * luck
+        assert moved > 1.5 * luck, (seed, moved, luck)
+    assert same_called_changed <= 1

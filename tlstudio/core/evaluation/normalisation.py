@@ -191,11 +191,12 @@ def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
 
 def sampling_noise(sums: dict[str, tuple[torch.Tensor, torch.Tensor]], share: float,
                    draws: int = 8, seed: int = 0) -> float:
-    """The largest :func:`distance` between a ``share`` of the source's parts (at most half)
-    and the rest, over random draws: how far a sample of that size lies from the source
-    without any change of domain."""
+    """How far a sample of ``share`` of the source's images lies from the rest of it by
+    luck alone: the largest :func:`distance` over random draws of its parts (at most half).
+    A sample smaller than one part is scaled from a one-part sample: for small differences
+    the distance falls as one over the sample's size."""
     parts = len(next(iter(sums.values()))[1]) if sums else 0
-    if parts < 2:
+    if parts < 2 or share <= 0:
         return float("nan")
     rng = np.random.default_rng(seed)
     taken_count = min(max(1, int(round(parts * min(share, 0.5)))), parts - 1)
@@ -204,7 +205,7 @@ def sampling_noise(sums: dict[str, tuple[torch.Tensor, torch.Tensor]], share: fl
         order = rng.permutation(parts)
         taken, rest = order[:taken_count], order[taken_count:]
         largest = max(largest, distance(combine(sums, taken), combine(sums, rest)))
-    return largest
+    return largest * max(1.0, (taken_count / parts) / share)
 
 
 def _aligned(mean_t: torch.Tensor, var_t: torch.Tensor, source: torch.Tensor,
@@ -245,17 +246,18 @@ def align(model: nn.Module, source: dict[str, torch.Tensor], images: np.ndarray,
 
     def hook(name, module):
         def set_stats(_module, args):
-            x = args[0].float()
+            x = args[0].double()
             dims = [0, *range(2, x.dim())]
             count = x.numel() / x.shape[1]
             mean, square = x.mean(dim=dims), (x * x).mean(dim=dims)
-            total = sums.setdefault(name, [torch.zeros(2, x.shape[1], device=x.device), 0.0])
+            total = sums.setdefault(name, [torch.zeros(2, x.shape[1], dtype=torch.float64,
+                                                       device=x.device), 0.0])
             total[0] += torch.stack([mean, square]) * count
             total[1] += count
             m_, v_ = _aligned(mean, (square - mean * mean).clamp_min(0.0), source[name],
                               *stored[name], module.eps)
-            module.running_mean.copy_(m_)
-            module.running_var.copy_(v_)
+            module.running_mean.copy_(m_.to(module.running_mean.dtype))
+            module.running_var.copy_(v_.to(module.running_var.dtype))
         return set_stats
 
     was_training = {m: m.training for m in model.modules()}
@@ -269,8 +271,8 @@ def align(model: nn.Module, source: dict[str, torch.Tensor], images: np.ndarray,
             mean, square = total / count
             m_, v_ = _aligned(mean, (square - mean * mean).clamp_min(0.0), source[name],
                               *stored[name], m.eps)
-            m.running_mean.copy_(m_)
-            m.running_var.copy_(v_)
+            m.running_mean.copy_(m_.to(m.running_mean.dtype))
+            m.running_var.copy_(v_.to(m.running_var.dtype))
     except BaseException:
         load_statistics(model, kept)
         raise

@@ -55,8 +55,9 @@ from ..evaluation.normalisation import (
     sampling_noise,
 )
 from ..evaluation.uncertainty import Resampler, interval
+from ..paths import process_alive
 from . import familiarity, source_domain
-from .history import LoadedRun, load_run, read_metrics, require_finished
+from .history import LoadedRun, load_run, read_config, read_metrics, require_finished
 from .record import CONFIG, METRICS, PREDICTIONS, WEIGHTS, save_tensors_atomic, write_atomic
 
 METHODS = {
@@ -88,6 +89,7 @@ class Images:
     squares: np.ndarray
     keys: list[str]
     left_out: list[tuple[str, str]] = field(default_factory=list)
+    found: int = 0  # images found, before a random sample of at most TARGET_IMAGES
 
 
 # --- checks that come before any slow work ------------------------------------------------
@@ -97,11 +99,16 @@ def check_request(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     """Refuse a request that cannot work, in milliseconds, before a model is built."""
     run_dir, images, out_dir = Path(run_dir), Path(images).expanduser(), Path(out_dir)
     require_finished(run_dir)
+    adapted = read_config(run_dir).get("adapted")
+    if adapted:
+        raise AdaptError(f"'{run_dir}' is itself adapted (to '{adapted.get('domain')}'): "
+                         f"adapt its source run instead, {adapted.get('source_run')}, so that "
+                         "every domain is aligned to the images the model was trained on")
     if method not in METHODS:
         raise AdaptError(f"--method: '{method}' is not one of {', '.join(METHODS)}")
     if not images.is_dir():
         raise AdaptError(f"--images: '{images}' is not a folder of images of the new domain")
-    if labels is not None and not Path(labels).is_file():
+    if labels is not None and not Path(labels).expanduser().is_file():
         raise AdaptError(f"--labels: '{labels}' is not a file (a CSV of path,label rows)")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise AdaptError(f"--out: '{out_dir}' already exists and is not empty; name a new "
@@ -154,6 +161,7 @@ def read_images(paths: list[str | Path], prep: Preprocessing,
 
     entries = [entry for raw in paths for file in expand_paths([raw])
                for entry in image_entries(file, prep.frames)]
+    found = len(entries)
     if limit is not None and len(entries) > limit:
         kept = [e for e in entries if same_image(image_key(*e)) in keep]
         others = [e for e in entries if same_image(image_key(*e)) not in keep]
@@ -172,7 +180,7 @@ def read_images(paths: list[str | Path], prep: Preprocessing,
             emit(StageProgress(stage, k + 1, len(entries)))
     side = prep.input_size
     array = np.stack(squares) if squares else np.zeros((0, side[0], side[1], 3), np.uint8)
-    return Images(array, keys, left_out)
+    return Images(array, keys, left_out, found)
 
 
 # --- the measures before and after -------------------------------------------------------
@@ -242,7 +250,14 @@ def adapted_model(run: LoadedRun, source: dict, squares: np.ndarray, method: str
                   setup: DeviceSetup, batch_size: int = 32, seed: int = 0):
     """A copy of the run's model adapted to ``squares`` (the source model is untouched)."""
     model = copy.deepcopy(run.model).to(setup.device)
-    align(model, source, squares, run.preprocessing, setup, batch_size)
+    from ..evaluation.normalisation import batch_norms
+
+    changed = align(model, source, squares, run.preprocessing, setup, batch_size)
+    if changed != len(batch_norms(model)):
+        raise AdaptError(f"only {changed} of the model's {len(batch_norms(model))} BatchNorm "
+                         "layers have source statistics: the run's source_statistics file "
+                         "does not belong to this model. Delete it to measure the training "
+                         "images instead.")
     if method == "entropy":
         _entropy_pass(model, squares, run.preprocessing, setup, batch_size, seed)
     return model
@@ -299,6 +314,10 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     target = read_images([images, *sorted(set(known) - _keys_under(images, known))], prep,
                          emit, limit=TARGET_IMAGES, keep=set(known), seed=seed)
     left_out += target.left_out
+    known = _per_frame(known, target.keys)
+    unread = set(known) - set(target.keys) - {k for k, _ in target.left_out}
+    left_out += [(k, "labeled, but not among the images read (a hidden folder, not an image "
+                     "file, or another frame)") for k in sorted(unread)]
     if len(target.keys) < MIN_IMAGES:
         raise AdaptError(f"only {len(target.keys)} readable images in '{images}'; adapting "
                          f"needs at least {MIN_IMAGES} of the new domain")
@@ -332,14 +351,17 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
                              "nothing was written. Check the new images (blank or corrupt "
                              "ones) or use --method statistics.")
         emit(StageProgress(f"adapting ({method})", 1, 1))
+        emit(StageProgress("measuring the shift after adapting", 0, 1))
         after = _measures(model, detector, target.squares, prep, setup, batch_size)
+        emit(StageProgress("measuring the shift after adapting", 1, 1))
     else:
         model, after = run.model, before
     block = {
         "source_run": str(Path(run_dir).resolve()), "source_name": Path(run_dir).name,
         "method": method, "method_words": METHODS[method],
         "domain": domain or Path(images).expanduser().resolve().name,
-        "images": len(target.keys), "source_images": source_count,
+        "images": len(target.keys), "images_found": target.found,
+        "source_images": source_count,
         "left_out": [{"path": k, "reason": r} for k, r in left_out],
         "shift": {"source": reference, "before": before["shift"], "after": after["shift"],
                   "stages_before": before["stages"], "stages_after": after["stages"]},
@@ -350,6 +372,7 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     }
     labeled = None
     if known:
+        emit(StageProgress("scoring the labeled images", 0, 1))
         labeled = _score_labels(run, model, target, known, setup, batch_size, seed)
         block.update(labeled["summary"])
     if not changed:
@@ -357,9 +380,23 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
                                  "own images shows by luck")
     elif block["kept"] == "source":
         block["kept_because"] = "adapting lowered accuracy on the labeled new-domain images"
+    emit(StageProgress("writing the new run", 0, 1))  # the last moment Stop can act
     _write_run(run, model if block["kept"] == "adapted" else run.model, out_dir, block,
                labeled)
+    emit(StageProgress("writing the new run", 1, 1))
     return block
+
+
+def _per_frame(known: dict[str, int], keys: list[str]) -> dict[str, int]:
+    """Labels given per file apply to each of its frames read on their own (runs trained
+    on every frame of multi-frame DICOMs)."""
+    out = dict(known)
+    for key in keys:
+        if key not in out:
+            file, frame = parse_image_key(key)
+            if frame is not None and str(file) in known:
+                out[key] = known[str(file)]
+    return out
 
 
 def _keys_under(images: str | Path, known: dict[str, int]) -> set[str]:
@@ -404,6 +441,10 @@ def _write_run(run: LoadedRun, model, out_dir: str | Path, block: dict,
     an interrupted adapt leaves no half-written run."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):  # of a killed adapt
+        pid = stale.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
     partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir()
@@ -483,9 +524,15 @@ def describe(block: dict) -> list[str]:
                  f"source's own by {difference['from_source']:.4f}, no more than samples of "
                  f"the source's own images do by luck (up to {difference['by_luck']:.4f}). "
                  "The new run keeps the source model unchanged."]
+    if block.get("images_found", block["images"]) > block["images"]:
+        lines.append(f"{block['images']} of the {block['images_found']} images found were "
+                     "used (a random sample, the labeled ones always): enough for the "
+                     "statistics.")
     lines += [f"Shift from the source (BatchNorm statistics; the source's own images "
               f"{shift['source']:.2f}): {shift['before']:.2f} before, {shift['after']:.2f} "
-              "after.",
+              "after" + (" (close to the source's by the way adapting works: it shows the "
+                         "adaptation took, not that the answers are right)."
+                         if difference["changed"] else "."),
               f"Flagged as unlike the training images: {_pct(ood['before'])} before, "
               f"{_pct(ood['after'])} after."]
     if block["accuracy"] == "measured":
@@ -499,6 +546,9 @@ def describe(block: dict) -> list[str]:
         if difference["changed"] and block["kept"] == "source":
             lines.append("Adapting lowered accuracy on your labeled images, so the new run "
                          "keeps the source model unchanged.")
+        if difference["changed"]:
+            lines.append("The better of the two was chosen on these same images, so the kept "
+                         "accuracy is slightly optimistic; label more images to confirm it.")
     elif difference["changed"]:
         lines.append("Accuracy on the new domain is unverified: no labeled images of it were "
                      "given. Label a few dozen (--labels) to measure it before relying on "

@@ -115,13 +115,17 @@ def comparison(run_dirs: list[str | Path]) -> list[dict]:
                "dataset": config.get("dataset", {}).get("root"),
                "split_seed": config["train"].get("seed"),
                "test_fraction": config["train"].get("test_fraction", 0.0),
-               "curves": block.get("curves")}
+               "curves": block.get("curves"),
+               # labeled new-domain images: the same only for the same domain and images
+               "new_domain": ((m["adaptation"]["domain"], block.get("n"))
+                              if part == "adapted" else None)}
         for name, _ in COMPARED:
             row[name] = block.get(name, m.get(name) if name == "accuracy" else None)
             row[f"{name}_ci"] = block.get(f"{name}_ci")
         row["ece"] = block.get("ece")
         rows.append(row)
-    same = {(r["dataset"], r["split_seed"], r["test_fraction"], r["part"]) for r in rows}
+    same = {(r["dataset"], r["split_seed"], r["test_fraction"], r["part"], r["new_domain"])
+            for r in rows}
     for r in rows:
         r["same_test_images"] = len(same) == 1
     return rows

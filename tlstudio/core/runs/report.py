@@ -287,7 +287,9 @@ def build_report(run_dir: str | Path, images: bool = True) -> str:
                       f"<p>Temperature {block['temperature']:.3f}, fitted on validation.</p>")
                    + _curves(block) + "<h3>Confusion matrix</h3>" + _matrix_table(block)
                    + _subgroups(block.get("subgroups") or {}))
-    examples = _examples(run_dir, part) if images and block is not None else ""
+    # an adapted run's source parts hold the source model's answers: no heatmaps of another
+    examples = (_examples(run_dir, part) if images and block is not None
+                and not (m.get("adaptation") and part != "adapted") else "")
     card = model_card(load_run(run_dir), None, None)
     frozen = ", ".join(config.get("frozen_paths") or []) or "none"
     return f"""<!DOCTYPE html>

@@ -441,6 +441,10 @@ class ResultsPage(Page):
     def open_adapt_dialog(self) -> None:
         if self.shown_run is None:
             return
+        if self.adapt_dialog is not None and self.adapt_dialog.running:  # one at a time
+            self.adapt_dialog.show()
+            self.adapt_dialog.raise_()
+            return
         self.adapt_dialog = AdaptDialog(Path(self.shown_run), self)
         self.adapt_dialog.adapted.connect(self._show_adapted)
         self.adapt_dialog.show()
