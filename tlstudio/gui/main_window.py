@@ -220,6 +220,8 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.stop_training_and_wait()
+        if self.results_page.adapt_dialog is not None:  # an adaptation stops, writing nothing
+            self.results_page.adapt_dialog.stop()
         settings().setValue("window_geometry", self.saveGeometry())
         event.accept()
 
