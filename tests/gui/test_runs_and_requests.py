@@ -197,5 +197,5 @@ def test_closing_during_a_long_batch_waits_for_it(qtbot, window, shapes, monkeyp
     started = time.monotonic()
     assert window.close()  # the fixture answers "Yes" to "Stop training and close?"
     assert time.monotonic() - started >= 1.0, "closed without waiting for the batch"
-    assert not page.running and thread.isFinished()
+    assert not page.runner.running and thread.isFinished()  # stopped and saved
     assert (page.current_run_dir / "config.json").is_file()  # a folder --resume accepts

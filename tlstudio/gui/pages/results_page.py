@@ -136,7 +136,7 @@ class ResultsPage(Page):
         self.gallery_pager.changed.connect(self._show_gallery_page)
         layout.addWidget(self.gallery_pager)
         export_row = QHBoxLayout()
-        export_row.addWidget(QLabel("Export for use outside the app:"))
+        export_row.addWidget(QLabel("Export:"))
         self.format_combo = QComboBox()
         self.format_combo.addItems(["onnx", "torchscript"])
         export_row.addWidget(self.format_combo)
@@ -149,7 +149,7 @@ class ResultsPage(Page):
                                       "calibration, confusion matrix, heatmaps, model card")
         self.report_button.clicked.connect(self.write_report)
         export_row.addWidget(self.report_button)
-        self.adapt_button = QPushButton("Adapt to new images…")
+        self.adapt_button = QPushButton("Adapt to new images…")  # tlstudio adapt
         self.adapt_button.setToolTip(
             "Carry this model to another scanner, site or camera with that domain's unlabeled "
             "images: writes a new run, this one stays as it is (tlstudio adapt).")
