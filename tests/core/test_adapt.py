@@ -146,6 +146,10 @@ def test_a_backbone_without_batch_norm_is_refused_in_words(br35h_probe_run, tmp_
 def test_bad_requests_are_refused_before_any_work(br35h_probe_run, tmp_path):
     images = tmp_path / "new"
     write_domain(images, _held_out(br35h_probe_run)[:20], unchanged)
+    few = tmp_path / "few"
+    write_domain(few, _held_out(br35h_probe_run)[:3], unchanged)
+    (tmp_path / "zebras.csv").write_text("path,label\n" + "".join(
+        f"{p},zebra\n" for p in sorted((images / "images").rglob("*.png"))))
     full = tmp_path / "full"
     full.mkdir()
     (full / "keep.txt").write_text("mine")
@@ -156,6 +160,8 @@ def test_bad_requests_are_refused_before_any_work(br35h_probe_run, tmp_path):
         "no such folder": dict(images=tmp_path / "missing"),
         "no such labels": dict(labels=tmp_path / "missing.csv"),
         "no such method": dict(method="magic"),
+        "three images": dict(images=few / "images"),
+        "labels of other classes": dict(labels=tmp_path / "zebras.csv"),
     }
     for name, change in cases.items():
         request = dict(run_dir=br35h_probe_run, images=images / "images",

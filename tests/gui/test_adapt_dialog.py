@@ -60,8 +60,9 @@ def test_stop_leaves_nothing_and_bad_input_is_refused(qtbot, window, br35h_probe
     dialog.start_button.click()
     assert "Choose a folder" in dialog.status.text() and not dialog.running
     dialog.images_edit.setText(str(tmp_path / "missing"))
-    dialog.start_button.click()
-    assert "Cannot adapt" in dialog.status.text() and not dialog.running
+    dialog.start_button.click()  # checked off the GUI thread, answered in a moment
+    qtbot.waitUntil(lambda: not dialog.running, timeout=30_000)
+    assert "Not adapted" in dialog.status.text() and "not a folder" in dialog.status.text()
 
     domain = tmp_path / "site-c"
     write_domain(domain, _held_out(br35h_probe_run)[:30], tone(2.2, 0.5))

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.engine.events import StageProgress
-from ..core.runs.adapt import DEFAULT_METHOD, METHODS, adapt, check_request, describe
+from ..core.runs.adapt import DEFAULT_METHOD, METHODS, adapt, describe
 from ..core.runs.history import runs_root
 from ..errors import UserError
 from .workers import run_task
@@ -145,11 +145,8 @@ class AdaptDialog(QDialog):
             self.status.setText("<b>Choose a folder of images of the new domain first.</b>")
             return
         out = default_out(self.run_dir, domain)
-        try:  # refused in milliseconds, before any model is built
-            check_request(self.run_dir, images, out, labels, method)
-        except UserError as exc:
-            self.status.setText(f"<b>Cannot adapt:</b> {html.escape(str(exc))}")
-            return
+        # adapt() checks the request first (it lists the folder and reads the labels: off
+        # this thread), so a bad one comes back in a moment as "Not adapted: why"
         self.running, self._stop, self.out_dir = True, False, None
         self._set_busy(True)
         self.status.setText("Starting…")

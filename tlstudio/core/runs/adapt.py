@@ -99,7 +99,8 @@ def check_request(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     """Refuse a request that cannot work, in milliseconds, before a model is built."""
     run_dir, images, out_dir = Path(run_dir), Path(images).expanduser(), Path(out_dir)
     require_finished(run_dir)
-    adapted = read_config(run_dir).get("adapted")
+    config = read_config(run_dir)
+    adapted = config.get("adapted")
     if adapted:
         raise AdaptError(f"'{run_dir}' is itself adapted (to '{adapted.get('domain')}'): "
                          f"adapt its source run instead, {adapted.get('source_run')}, so that "
@@ -120,6 +121,15 @@ def check_request(run_dir: str | Path, images: str | Path, out_dir: str | Path,
             raise AdaptError(f"--out: '{out_dir}' lies inside '{inside}'; tlstudio writes "
                              "nothing into your image folders or into a run: name a folder "
                              "elsewhere")
+    # the rows and the files are counted now (no image is decoded): seconds, not minutes
+    known = read_labels(labels, [str(c) for c in config.get("classes", [])])[0] if labels \
+        else {}
+    from .predict import expand_paths
+
+    found = len(expand_paths([images]))
+    if found + len(set(known) - _keys_under(images, known)) < MIN_IMAGES:
+        raise AdaptError(f"--images: '{images}' holds {found} image file(s); adapting needs "
+                         f"at least {MIN_IMAGES} images of the new domain")
 
 
 def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int],
@@ -128,7 +138,7 @@ def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int
     out with their reasons (unreadable, or a class the run does not know)."""
     from ..data.dataset import read_label_rows
 
-    items, problems = read_label_rows(csv_file)
+    items, problems = read_label_rows(Path(csv_file).expanduser())
     left_out = [(str(p.path or csv_file), p.message) for p in problems if p.skipped]
     known = {}
     for item in items:
