@@ -391,9 +391,9 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     elif block["kept"] == "source":
         block["kept_because"] = "adapting lowered accuracy on the labeled new-domain images"
     emit(StageProgress("writing the new run", 0, 1))  # the last moment Stop can act
+    # no event after the write: a Stop raised there would call a written run unwritten
     _write_run(run, model if block["kept"] == "adapted" else run.model, out_dir, block,
                labeled)
-    emit(StageProgress("writing the new run", 1, 1))
     return block
 
 
