@@ -32,11 +32,9 @@ def _add_adapt(sub) -> None:
 
 
 def cmd_adapt(args) -> int:
-    from ..core.engine.device import pick_device
-    from ..core.runs.adapt import adapt, check_request, describe
+    from ..core.runs.adapt import adapt, describe
 
-    check_request(args.run, args.images, args.out, args.labels, args.method)
-    pick_device(args.device)  # an unusable device fails before any slow work
+    # adapt() checks the request and the device first, before any slow work (exit 2)
     block = adapt(args.run, args.images, args.out, args.labels, args.method,
                   domain=args.domain, device=args.device, emit=_progress)
     if args.json:

@@ -95,8 +95,10 @@ class Images:
 # --- checks that come before any slow work ------------------------------------------------
 
 def check_request(run_dir: str | Path, images: str | Path, out_dir: str | Path,
-                  labels: str | Path | None = None, method: str = DEFAULT_METHOD) -> None:
-    """Refuse a request that cannot work, in milliseconds, before a model is built."""
+                  labels: str | Path | None = None, method: str = DEFAULT_METHOD,
+                  ) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """Refuse a request that cannot work, in milliseconds, before a model is built; returns
+    the labels (:func:`read_labels`), read once."""
     run_dir, images, out_dir = Path(run_dir), Path(images).expanduser(), Path(out_dir)
     require_finished(run_dir)
     config = read_config(run_dir)
@@ -122,14 +124,15 @@ def check_request(run_dir: str | Path, images: str | Path, out_dir: str | Path,
                              "nothing into your image folders or into a run: name a folder "
                              "elsewhere")
     # the rows and the files are counted now (no image is decoded): seconds, not minutes
-    known = read_labels(labels, [str(c) for c in config.get("classes", [])])[0] if labels \
-        else {}
+    known, left_out = (read_labels(labels, [str(c) for c in config.get("classes", [])])
+                       if labels else ({}, []))
     from .predict import expand_paths
 
     found = len(expand_paths([images]))
     if found + len(set(known) - _keys_under(images, known)) < MIN_IMAGES:
         raise AdaptError(f"--images: '{images}' holds {found} image file(s); adapting needs "
                          f"at least {MIN_IMAGES} images of the new domain")
+    return known, left_out
 
 
 def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int],
@@ -308,7 +311,8 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     """Adapt the run to the images in ``images`` and write a new run into ``out_dir``;
     returns the ``adaptation`` block its metrics.json holds."""
     emit = emit or (lambda _event: None)
-    check_request(run_dir, images, out_dir, labels, method)
+    known, left_out = check_request(run_dir, images, out_dir, labels, method)
+    setup = pick_device(device)  # an unusable device is refused before slow work too
     run = load_run(run_dir)
     if not has_batch_norm(run.model):
         raise AdaptError(
@@ -316,11 +320,7 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
             "each image by itself (LayerNorm), so it keeps no statistics of a domain to "
             "adapt, and no adaptation method is available for it. Label a few hundred images "
             "of the new domain and fine-tune on them instead.")
-    classes, prep = run.classes, run.preprocessing
-    known: dict[str, int] = {}
-    left_out: list[tuple[str, str]] = []
-    if labels is not None:
-        known, left_out = read_labels(labels, classes)
+    prep = run.preprocessing
     target = read_images([images, *sorted(set(known) - _keys_under(images, known))], prep,
                          emit, limit=TARGET_IMAGES, keep=set(known), seed=seed)
     left_out += target.left_out
@@ -331,7 +331,6 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
     if len(target.keys) < MIN_IMAGES:
         raise AdaptError(f"only {len(target.keys)} readable images in '{images}'; adapting "
                          f"needs at least {MIN_IMAGES} of the new domain")
-    setup = pick_device(device)
     run.model.to(setup.device)
     emit(StageProgress("measuring the source domain", 0, 1))
     kept = source_domain.load(run.dir)  # kept with the run since training
