@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from tlstudio.core.runs import adapt as adapting
-from tlstudio.core.runs.adapt import AdaptError, adapt, check_request, describe
+from tlstudio.core.runs import adapt_output, adapt_request
+from tlstudio.core.runs.adapt import adapt
+from tlstudio.core.runs.adapt_output import describe
+from tlstudio.core.runs.adapt_request import AdaptError, check_request
 from tlstudio.core.runs.predict import Predictor
 from tlstudio.core.studies.simulated_domains import tone, unchanged, write_domain
 from tlstudio.errors import UserError
@@ -183,7 +186,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(br35h_probe_run, tmp_path
     def full_disk(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(adapting, "save_tensors_atomic", full_disk)
+    monkeypatch.setattr(adapt_output, "save_tensors_atomic", full_disk)
     with pytest.raises(OSError):
         adapt(br35h_probe_run, domain / "images", tmp_path / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site-e"]
@@ -219,6 +222,14 @@ def test_many_new_images_are_sampled_keeping_the_labeled_ones(br35h_probe_run, t
     labels.write_text("\n".join(rows[:1] + rows[-5:]) + "\n")  # the last five images only
     block = adapt(br35h_probe_run, domain / "images", tmp_path / "out", labels)
     assert block["images"] == 20 and block["labeled"] == 5
+    assert "labeled_found" not in block
+
+    # a labels file naming more images than are worth scoring: a random sample, said so
+    monkeypatch.setattr(adapt_request, "LABELED_IMAGES", 3)
+    block = adapt(br35h_probe_run, domain / "images", tmp_path / "out-2", labels)
+    assert block["labeled"] == 3 and block["labeled_found"] == 5
+    assert "The labels named 5 images; a random sample of 3 was scored" in " ".join(
+        describe(block))
 
 
 def test_non_finite_statistics_stop_it_with_nothing_written(br35h_probe_run, tmp_path,
@@ -244,11 +255,11 @@ def test_label_rows_not_used_are_listed_with_their_reason(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     Image.new("RGB", (8, 8)).save(tmp_path / "c.png")
     (tmp_path / "labels.csv").write_text("path,label\na.png,no\nb.png,yes\nc.png,zebra\n,yes\n")
-    known, left_out = adapting.read_labels(tmp_path / "labels.csv", ["no", "yes"])
+    known, left_out = adapt_request.read_labels(tmp_path / "labels.csv", ["no", "yes"])
     assert known == {str((tmp_path / "a.png").resolve()): 0}
     reasons = {Path(p).name: r for p, r in left_out}
     assert "not found" in reasons["b.png"] and "zebra" in reasons["c.png"]
     assert "empty path" in reasons["labels.csv"]
     (tmp_path / "none.csv").write_text("path,label\nc.png,zebra\n")
     with pytest.raises(AdaptError, match="run's classes"):
-        adapting.read_labels(tmp_path / "none.csv", ["no", "yes"])
+        adapt_request.read_labels(tmp_path / "none.csv", ["no", "yes"])

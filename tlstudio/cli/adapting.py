@@ -10,7 +10,7 @@ from ..core.engine.events import StageProgress
 
 
 def _add_adapt(sub) -> None:
-    from ..core.runs.adapt import DEFAULT_METHOD, METHODS
+    from ..core.runs.adapt_request import DEFAULT_METHOD, METHODS
 
     p = sub.add_parser(
         "adapt", help="adapt a trained run to images of a new domain (another scanner, site "
@@ -32,7 +32,8 @@ def _add_adapt(sub) -> None:
 
 
 def cmd_adapt(args) -> int:
-    from ..core.runs.adapt import adapt, describe
+    from ..core.runs.adapt import adapt
+    from ..core.runs.adapt_output import describe
 
     # adapt() checks the request and the device first, before any slow work (exit 2)
     block = adapt(args.run, args.images, args.out, args.labels, args.method,

@@ -25,7 +25,9 @@ from PySide6.QtWidgets import (
 )
 
 from ..core.engine.events import StageProgress
-from ..core.runs.adapt import DEFAULT_METHOD, METHODS, adapt, describe
+from ..core.runs.adapt import adapt
+from ..core.runs.adapt_output import describe
+from ..core.runs.adapt_request import DEFAULT_METHOD, METHODS
 from ..core.runs.history import runs_root
 from ..errors import UserError
 from .workers import run_task

@@ -23,23 +23,13 @@ out-of-distribution rate before and after are reported and accuracy is said to b
 from __future__ import annotations
 
 import copy
-import csv
-import io
 import json
-import os
-import shutil
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ...errors import UserError
-from ...pixels import image_entries, image_key, parse_image_key
-from ..data.images import ImageReadError, read_image
-from ..data.preprocess import Preprocessing, prepare
+from ..data.preprocess import Preprocessing
 from ..engine.device import DeviceSetup, pick_device
 from ..engine.events import StageProgress
 from ..engine.inference import eval_inputs, predict_with_features
@@ -47,6 +37,7 @@ from ..evaluation.domain_shift import shift_by_stage, stage_shift
 from ..evaluation.held_out import report
 from ..evaluation.normalisation import (
     align,
+    batch_norms,
     combine,
     distance,
     has_batch_norm,
@@ -55,145 +46,28 @@ from ..evaluation.normalisation import (
     sampling_noise,
 )
 from ..evaluation.uncertainty import Resampler, interval
-from ..paths import process_alive
-from . import familiarity, source_domain
-from .history import LoadedRun, load_run, read_config, read_metrics, require_finished
-from .record import CONFIG, METRICS, PREDICTIONS, WEIGHTS, save_tensors_atomic, write_atomic
+from . import source_domain
+from .adapt_output import write_run
+from .adapt_request import (
+    DEFAULT_METHOD,
+    METHODS,
+    MIN_IMAGES,
+    TARGET_IMAGES,
+    AdaptError,
+    Emit,
+    Images,
+    check_request,
+    keys_under,
+    labeled_sample,
+    per_frame,
+    read_images,
+)
+from .history import LoadedRun, load_run
 
-METHODS = {
-    "statistics": "normalisation statistics aligned to the source (domain-specific "
-                  "BatchNorm)",
-    "entropy": "normalisation statistics aligned, then entropy minimisation on the "
-               "BatchNorm scales and shifts (TENT)",
-}
-DEFAULT_METHOD = "statistics"
-MIN_IMAGES = 16  # fewer give statistics too noisy to normalise with
 SOURCE_IMAGES = 1000  # training images that measure what each layer saw at the source
-TARGET_IMAGES = 2000  # new images read at most (the labeled ones always): enough for statistics
 SOURCE_PARTS = 10  # random parts of them: how far a sample lies from the source by luck
 NOISE_MARGIN = 1.5  # a change of domain is a difference this many times the largest by luck
-ADAPTED_PART = "adapted"  # predictions.csv rows of the labeled new-domain images
 ENTROPY_LR = 1e-3
-
-Emit = Callable[[object], None]
-
-
-class AdaptError(UserError):
-    """A request adapt cannot carry out; the message says why and what to do."""
-
-
-@dataclass
-class Images:
-    """The readable images of a request (prepared squares), with what was left out and why."""
-
-    squares: np.ndarray
-    keys: list[str]
-    left_out: list[tuple[str, str]] = field(default_factory=list)
-    found: int = 0  # images found, before a random sample of at most TARGET_IMAGES
-
-
-# --- checks that come before any slow work ------------------------------------------------
-
-def check_request(run_dir: str | Path, images: str | Path, out_dir: str | Path,
-                  labels: str | Path | None = None, method: str = DEFAULT_METHOD,
-                  ) -> tuple[dict[str, int], list[tuple[str, str]]]:
-    """Refuse a request that cannot work, in milliseconds, before a model is built; returns
-    the labels (:func:`read_labels`), read once."""
-    run_dir, images, out_dir = Path(run_dir), Path(images).expanduser(), Path(out_dir)
-    require_finished(run_dir)
-    config = read_config(run_dir)
-    adapted = config.get("adapted")
-    if adapted:
-        raise AdaptError(f"'{run_dir}' is itself adapted (to '{adapted.get('domain')}'): "
-                         f"adapt its source run instead, {adapted.get('source_run')}, so that "
-                         "every domain is aligned to the images the model was trained on")
-    if method not in METHODS:
-        raise AdaptError(f"--method: '{method}' is not one of {', '.join(METHODS)}")
-    if not images.is_dir():
-        raise AdaptError(f"--images: '{images}' is not a folder of images of the new domain")
-    if labels is not None and not Path(labels).expanduser().is_file():
-        raise AdaptError(f"--labels: '{labels}' is not a file (a CSV of path,label rows)")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise AdaptError(f"--out: '{out_dir}' already exists and is not empty; name a new "
-                         "folder (the source run is never overwritten)")
-    if out_dir.resolve() == run_dir.resolve():
-        raise AdaptError("--out must be a new folder, not the source run")
-    for inside in (images, run_dir):
-        if out_dir.resolve().is_relative_to(inside.resolve()):
-            raise AdaptError(f"--out: '{out_dir}' lies inside '{inside}'; tlstudio writes "
-                             "nothing into your image folders or into a run: name a folder "
-                             "elsewhere")
-    # the rows and the files are counted now (no image is decoded): seconds, not minutes
-    known, left_out = (read_labels(labels, [str(c) for c in config.get("classes", [])])
-                       if labels else ({}, []))
-    from .predict import expand_paths
-
-    found = len(expand_paths([images]))
-    if found + len(set(known) - _keys_under(images, known)) < MIN_IMAGES:
-        raise AdaptError(f"--images: '{images}' holds {found} image file(s); adapting needs "
-                         f"at least {MIN_IMAGES} images of the new domain")
-    return known, left_out
-
-
-def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int],
-                                                                      list[tuple[str, str]]]:
-    """``{image key: class index}`` from a CSV read like any CSV dataset, and the rows left
-    out with their reasons (unreadable, or a class the run does not know)."""
-    from ..data.dataset import read_label_rows
-
-    items, problems = read_label_rows(Path(csv_file).expanduser())
-    left_out = [(str(p.path or csv_file), p.message) for p in problems if p.skipped]
-    known = {}
-    for item in items:
-        if item.label in classes:
-            known[same_image(item.key)] = classes.index(item.label)
-        else:
-            left_out.append((item.key, f"class '{item.label}' is not one the run knows "
-                                       f"({', '.join(classes)})"))
-    if not known:
-        raise AdaptError(f"--labels: no row of '{csv_file}' names an image of one of the "
-                         f"run's classes ({', '.join(classes)})")
-    return known, left_out
-
-
-def same_image(key: str) -> str:
-    """One name per image however it was reached (a link, ``..``, a relative path): the
-    resolved file, and its frame."""
-    file, frame = parse_image_key(key)
-    return image_key(Path(file).expanduser().resolve(), frame)
-
-
-def read_images(paths: list[str | Path], prep: Preprocessing,
-                emit: Emit | None = None, stage: str = "reading the new images",
-                limit: int | None = None, keep: set[str] | frozenset = frozenset(),
-                seed: int = 0) -> Images:
-    """Every image under ``paths`` (files, folders, frame keys) turned into the model's
-    squares by the one pixel rule; unreadable ones listed with their reason. ``limit``: at
-    most this many, drawn at random, the ``keep`` keys always among them."""
-    from .predict import expand_paths
-
-    entries = [entry for raw in paths for file in expand_paths([raw])
-               for entry in image_entries(file, prep.frames)]
-    found = len(entries)
-    if limit is not None and len(entries) > limit:
-        kept = [e for e in entries if same_image(image_key(*e)) in keep]
-        others = [e for e in entries if same_image(image_key(*e)) not in keep]
-        drawn = np.random.default_rng(seed).permutation(len(others))[
-            : max(0, limit - len(kept))]
-        entries = kept + [others[k] for k in sorted(drawn)]
-    squares, keys, left_out = [], [], []
-    for k, (file, frame) in enumerate(entries):
-        key = same_image(image_key(file, frame))
-        try:
-            squares.append(prepare(read_image(file, prep.window, frame), prep))
-            keys.append(key)
-        except ImageReadError as exc:
-            left_out.append((key, str(exc)))
-        if emit is not None and (k % 32 == 31 or k == len(entries) - 1):
-            emit(StageProgress(stage, k + 1, len(entries)))
-    side = prep.input_size
-    array = np.stack(squares) if squares else np.zeros((0, side[0], side[1], 3), np.uint8)
-    return Images(array, keys, left_out, found)
 
 
 # --- the measures before and after -------------------------------------------------------
@@ -233,8 +107,6 @@ def _entropy_pass(model, squares, prep: Preprocessing, setup: DeviceSetup, batch
                   seed: int) -> None:
     """One pass of entropy minimisation over the new images, learning only the BatchNorm
     scales and shifts; the statistics stay as aligned (evaluation mode)."""
-    from ..evaluation.normalisation import batch_norms
-
     params = [p for _, m in batch_norms(model) for p in (m.weight, m.bias) if p is not None]
     wanted = {id(p) for p in params}
     for p in model.parameters():
@@ -263,8 +135,6 @@ def adapted_model(run: LoadedRun, source: dict, squares: np.ndarray, method: str
                   setup: DeviceSetup, batch_size: int = 32, seed: int = 0):
     """A copy of the run's model adapted to ``squares`` (the source model is untouched)."""
     model = copy.deepcopy(run.model).to(setup.device)
-    from ..evaluation.normalisation import batch_norms
-
     changed = align(model, source, squares, run.preprocessing, setup, batch_size)
     if changed != len(batch_norms(model)):
         raise AdaptError(f"only {changed} of the model's {len(batch_norms(model))} BatchNorm "
@@ -321,10 +191,13 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
             "adapt, and no adaptation method is available for it. Label a few hundred images "
             "of the new domain and fine-tune on them instead.")
     prep = run.preprocessing
-    target = read_images([images, *sorted(set(known) - _keys_under(images, known))], prep,
+    labeled_found = len(known)
+    known = labeled_sample(known, seed)
+    sampled = labeled_found > len(known)
+    target = read_images([images, *sorted(set(known) - keys_under(images, known))], prep,
                          emit, limit=TARGET_IMAGES, keep=set(known), seed=seed)
     left_out += target.left_out
-    known = _per_frame(known, target.keys)
+    known = per_frame(known, target.keys)
     unread = set(known) - set(target.keys) - {k for k, _ in target.left_out}
     left_out += [(k, "labeled, but not among the images read (a hidden folder, not an image "
                      "file, or another frame)") for k in sorted(unread)]
@@ -384,6 +257,8 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
         emit(StageProgress("scoring the labeled images", 0, 1))
         labeled = _score_labels(run, model, target, known, setup, batch_size, seed)
         block.update(labeled["summary"])
+        if sampled:  # the labels named more images than were scored
+            block["labeled_found"] = labeled_found
     if not changed:
         block["kept_because"] = ("no change of domain beyond what a sample of the source's "
                                  "own images shows by luck")
@@ -391,27 +266,9 @@ def adapt(run_dir: str | Path, images: str | Path, out_dir: str | Path,
         block["kept_because"] = "adapting lowered accuracy on the labeled new-domain images"
     emit(StageProgress("writing the new run", 0, 1))  # the last moment Stop can act
     # no event after the write: a Stop raised there would call a written run unwritten
-    _write_run(run, model if block["kept"] == "adapted" else run.model, out_dir, block,
+    write_run(run, model if block["kept"] == "adapted" else run.model, out_dir, block,
                labeled)
     return block
-
-
-def _per_frame(known: dict[str, int], keys: list[str]) -> dict[str, int]:
-    """Labels given per file apply to each of its frames read on their own (runs trained
-    on every frame of multi-frame DICOMs)."""
-    out = dict(known)
-    for key in keys:
-        if key not in out:
-            file, frame = parse_image_key(key)
-            if frame is not None and str(file) in known:
-                out[key] = known[str(file)]
-    return out
-
-
-def _keys_under(images: str | Path, known: dict[str, int]) -> set[str]:
-    """The labeled keys the images folder already holds (read once, not twice)."""
-    root = Path(images).expanduser().resolve()
-    return {k for k in known if parse_image_key(k)[0].is_relative_to(root)}
 
 
 def _score_labels(run: LoadedRun, model, target: Images, known: dict[str, int],
@@ -442,128 +299,3 @@ def _score_labels(run: LoadedRun, model, target: Images, known: dict[str, int],
     probs = probs_after if kept == "adapted" else probs_before
     return {"summary": summary, "report": chosen, "keys": [target.keys[k] for k in rows],
             "targets": y, "probabilities": probs}
-
-
-def _write_run(run: LoadedRun, model, out_dir: str | Path, block: dict,
-               labeled: dict | None) -> None:
-    """The new run, written whole into a hidden folder beside ``out_dir`` and then renamed:
-    an interrupted adapt leaves no half-written run."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):  # of a killed adapt
-        pid = stale.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and not process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-    partial = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
-        config = dict(run.config)
-        config["created"] = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        config["adapted"] = {k: block[k] for k in ("source_run", "source_name", "method",
-                                                   "domain", "images", "kept")
-                             if k in block}
-        if "kept_because" in block:
-            config["adapted"]["kept_because"] = block["kept_because"]
-        write_atomic(partial / CONFIG, json.dumps(config, indent=2))
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_tensors_atomic(partial / WEIGHTS, state)
-        for name in ("split.json", "metrics.jsonl", familiarity.OOD):
-            if (run.dir / name).is_file():
-                shutil.copy2(run.dir / name, partial / name)
-        metrics = read_metrics(run.dir)
-        metrics["adaptation"] = block
-        if labeled is not None:
-            metrics[ADAPTED_PART] = labeled["report"]
-            metrics["headline"] = ADAPTED_PART
-            _write_predictions(partial, run, labeled,
-                               run.decision.calibrate(labeled["probabilities"]), run.decision)
-        elif (run.dir / PREDICTIONS).is_file():
-            shutil.copy2(run.dir / PREDICTIONS, partial / PREDICTIONS)
-        write_atomic(partial / METRICS, json.dumps(metrics, indent=2))
-        if out_dir.exists():
-            out_dir.rmdir()  # checked empty before any work
-        os.replace(partial, out_dir)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-
-
-def _write_predictions(partial: Path, run: LoadedRun, labeled: dict, calibrated: np.ndarray,
-                       decision) -> None:
-    """The source run's rows as they were (its own images, its own model), then the labeled
-    new-domain images under the kept model."""
-    source = run.dir / PREDICTIONS
-    rows = []
-    if source.is_file():
-        with open(source, newline="", encoding="utf-8") as fh:
-            rows = [r for r in csv.reader(fh)][1:]
-    calls = decision.call(calibrated)
-    for key, y, p, call in zip(labeled["keys"], labeled["targets"], calibrated, calls,
-                               strict=True):
-        rows.append([ADAPTED_PART, key, run.classes[int(y)], run.classes[int(call)],
-                     f"{float(p[int(call)]):.6f}", *[f"{float(v):.6f}" for v in p]])
-    text = io.StringIO()
-    csv.writer(text).writerows([["part", "path", "label", "predicted", "confidence",
-                                 *[f"p_{c}" for c in run.classes]], *rows])
-    write_atomic(partial / PREDICTIONS, text.getvalue())
-
-
-# --- in words (the CLI, the studio and the report say the same) --------------------------
-
-def _pct(value: float | None) -> str:
-    return "not measured (no detector)" if value is None else f"{value:.1%}"
-
-
-def _ci(value: float, ci: list[float]) -> str:
-    return f"{value:.1%} (95 % CI {ci[0]:.1%} to {ci[1]:.1%})"
-
-
-def describe(block: dict) -> list[str]:
-    """The adaptation in sentences: what was done, the measures before and after, and
-    whether accuracy on the new domain was measured at all."""
-    shift, ood = block["shift"], block["ood_flagged"]
-    difference = block.get("difference") or {"changed": True}  # runs adapted before it
-    if difference["changed"]:
-        lines = [f"Adapted {block['source_name']} to '{block['domain']}' "
-                 f"({block['images']} images) by {block['method_words']}."]
-    else:
-        lines = [f"No change of domain found between {block['source_name']} and "
-                 f"'{block['domain']}' ({block['images']} images): they differ from the "
-                 f"source's own by {difference['from_source']:.4f}, no more than samples of "
-                 f"the source's own images do by luck (up to {difference['by_luck']:.4f}). "
-                 "The new run keeps the source model unchanged."]
-    if block.get("images_found", block["images"]) > block["images"]:
-        lines.append(f"{block['images']} of the {block['images_found']} images found were "
-                     "used (a random sample, the labeled ones always): enough for the "
-                     "statistics.")
-    lines += [f"Shift from the source (BatchNorm statistics; the source's own images "
-              f"{shift['source']:.2f}): {shift['before']:.2f} before, {shift['after']:.2f} "
-              "after" + (" (close to the source's by the way adapting works: it shows the "
-                         "adaptation took, not that the answers are right)."
-                         if difference["changed"] else "."),
-              f"Flagged as unlike the training images: {_pct(ood['before'])} before, "
-              f"{_pct(ood['after'])} after."]
-    if block["accuracy"] == "measured":
-        gain = block["gain"]
-        lines.append(
-            f"Accuracy on {block['labeled']} labeled new-domain images: "
-            f"{_ci(block['before']['accuracy'], block['before']['accuracy_ci'])} before, "
-            f"{_ci(block['after']['accuracy'], block['after']['accuracy_ci'])} after "
-            f"({gain * 100:+.1f} points, 95 % CI {block['gain_ci'][0] * 100:+.1f} to "
-            f"{block['gain_ci'][1] * 100:+.1f}).")
-        if difference["changed"] and block["kept"] == "source":
-            lines.append("Adapting lowered accuracy on your labeled images, so the new run "
-                         "keeps the source model unchanged.")
-        if difference["changed"]:
-            lines.append("The better of the two was chosen on these same images, so the kept "
-                         "accuracy is slightly optimistic; label more images to confirm it.")
-    elif difference["changed"]:
-        lines.append("Accuracy on the new domain is unverified: no labeled images of it were "
-                     "given. Label a few dozen (--labels) to measure it before relying on "
-                     "the adapted run.")
-    if block["left_out"]:
-        lines.append(f"{len(block['left_out'])} file(s) not used: "
-                     + "; ".join(f"{r['path']}: {r['reason']}" for r in block["left_out"][:5])
-                     + (" …" if len(block["left_out"]) > 5 else ""))
-    return lines

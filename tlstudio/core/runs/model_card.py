@@ -94,7 +94,7 @@ def _adaptation_section(m: dict) -> str:
     """A run adapted to a new domain says so first: the numbers after it are the source's."""
     if not m.get("adaptation"):
         return ""
-    from .adapt import describe
+    from .adapt_output import describe
 
     lines = "\n".join(f"- {line}" for line in describe(m["adaptation"]))
     return (f"## Domain adaptation\n{lines}\n- The test and validation numbers below are the "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import numpy as np
 
 from ...pixels import image_entries, image_key, parse_image_key
 from ..data.images import ImageReadError, looks_like_image, read_image
-from ..data.preprocess import prepare
+from ..data.preprocess import Preprocessing, prepare
 from ..engine.device import DeviceSetup, pick_device
 from ..engine.inference import predict_with_features
 from ..evaluation.explain import Explanation, explain_images, overlay
@@ -67,6 +67,24 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     return out
 
 
+def entries_under(paths: list[str | Path], frames: str) -> list[tuple[Path, int | None]]:
+    """Every image (file, frame) named by ``paths``: files, folders, frame keys; a run
+    trained on every frame of a multi-frame DICOM sees each frame as an image."""
+    return [entry for raw in paths for file in expand_paths([raw])
+            for entry in image_entries(file, frames)]
+
+
+def read_squares(entries: list[tuple[Path, int | None]], prep: Preprocessing,
+                 ) -> Iterator[tuple[Path, int | None, np.ndarray | None, str | None]]:
+    """Each image turned into the model's square by the one pixel rule, as
+    ``(file, frame, square, None)``, or ``(file, frame, None, why)`` when it cannot be read."""
+    for file, frame in entries:
+        try:
+            yield file, frame, prepare(read_image(file, prep.window, frame), prep), None
+        except ImageReadError as exc:
+            yield file, frame, None, str(exc)
+
+
 class Predictor:
     """A loaded run ready to label images; unreadable files get an error, not an exception."""
 
@@ -115,19 +133,19 @@ class Predictor:
         """``should_stop`` is called between batches and may raise to abandon the request.
         Paths may be files, folders or image keys (``file#frame=N``)."""
         prep = self.run.preprocessing
-        entries = [entry for raw in paths for file in expand_paths([raw])
-                   for entry in image_entries(file, prep.frames)]
+        entries = entries_under(paths, prep.frames)
         results: list[Prediction] = []
         for start in range(0, len(entries), batch_size):
             if should_stop is not None:
                 should_stop()
             squares, ok = [], []
-            for file, frame in entries[start : start + batch_size]:
-                try:
-                    squares.append(prepare(read_image(file, prep.window, frame), prep))
+            for file, frame, square, error in read_squares(entries[start:start + batch_size],
+                                                           prep):
+                if error is None:
+                    squares.append(square)
                     ok.append((file, frame))
-                except ImageReadError as exc:
-                    results.append(Prediction(str(file), None, error=str(exc), frame=frame))
+                else:
+                    results.append(Prediction(str(file), None, error=error, frame=frame))
             if ok:
                 probs, scores = self.answer(np.stack(squares))
                 calls = self.decision.call(probs)

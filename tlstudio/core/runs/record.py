@@ -114,16 +114,31 @@ class RunRecord:
     ) -> None:
         """One line per evaluated image: its part (val/test), path, true label, the class the
         run calls (its threshold applied), and the calibrated probabilities."""
-        if predicted is None:
-            predicted = np.asarray(probabilities).argmax(axis=1)
-        out = [["part", "path", "label", "predicted", "confidence",
-                *[f"p_{c}" for c in classes]]]
-        for (part, path), target, probs, call in zip(rows, targets, probabilities, predicted,
-                                                     strict=True):
-            call = int(call)
-            out.append([part, path, classes[int(target)], classes[call], f"{probs[call]:.6f}",
-                        *[f"{p:.6f}" for p in probs]])
+        out = [prediction_header(classes),
+               *prediction_rows(rows, targets, probabilities, classes, predicted)]
         tmp = _tmp(self.dir / PREDICTIONS)
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             csv.writer(fh).writerows(out)
         os.replace(tmp, self.dir / PREDICTIONS)
+
+
+def prediction_header(classes: list[str]) -> list[str]:
+    """The first line of ``predictions.csv``."""
+    return ["part", "path", "label", "predicted", "confidence", *[f"p_{c}" for c in classes]]
+
+
+def prediction_rows(rows: list[tuple[str, str]], targets: np.ndarray,
+                    probabilities: np.ndarray, classes: list[str],
+                    predicted: np.ndarray | None = None) -> list[list[str]]:
+    """The lines of ``predictions.csv`` for ``(part, path)`` rows: true label, the run's
+    call (the argmax unless ``predicted`` says otherwise), its confidence, every
+    probability."""
+    if predicted is None:
+        predicted = np.asarray(probabilities).argmax(axis=1)
+    out = []
+    for (part, path), target, probs, call in zip(rows, targets, probabilities, predicted,
+                                                 strict=True):
+        call = int(call)
+        out.append([part, path, classes[int(target)], classes[call],
+                    f"{float(probs[call]):.6f}", *[f"{float(p):.6f}" for p in probs]])
+    return out

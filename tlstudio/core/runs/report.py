@@ -261,7 +261,7 @@ def build_report(run_dir: str | Path, images: bool = True) -> str:
             "validation images that also chose the epoch, threshold and temperature, so they "
             "are optimistic.</p>")
     if m.get("adaptation"):
-        from .adapt import describe
+        from .adapt_output import describe
 
         warn = ("<h2>Domain adaptation</h2>"
                 + "".join(f"<p>{_e(line)}</p>" for line in describe(m["adaptation"]))

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
 from ...core.data.images import ImageReadError
 from ...core.evaluation.uncertainty import format_ci
 from ...core.glossary import explain
-from ...core.runs.adapt import ADAPTED_PART
-from ...core.runs.adapt import describe as describe_adaptation
+from ...core.runs.adapt_output import ADAPTED_PART
+from ...core.runs.adapt_output import describe as describe_adaptation
 from ...core.runs.export import export_run
 from ...core.runs.familiarity import held_out_flagged
 from ...core.runs.history import read_config, read_metrics, read_predictions
