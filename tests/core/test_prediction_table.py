@@ -1,15 +1,20 @@
 """`tlstudio predict --csv FILE`: the table the studio's "Save as CSV" writes, refused before
-any model loads when it cannot be written; DICOM images summarised per patient by a one-way
-hash, never by the PatientID."""
+any model loads when it cannot be written; DICOM images summarised per patient by a
+pseudonym keyed by this installation's secret, never by the PatientID."""
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import stat
+from pathlib import Path
 
 import pydicom
 from pydicom.data import get_testdata_file
 
 from tlstudio.cli import main
+from tlstudio.core.pseudonyms import KEY_FILE, pseudonym_key
+from tlstudio.pixels import dicom
 
 
 def test_predict_writes_a_csv_and_a_summary_per_patient(br35h_probe_run, br35h_csv, tmp_path,
@@ -40,3 +45,22 @@ def test_a_csv_that_cannot_be_written_is_refused_first(br35h_probe_run, tmp_path
         assert main(["predict", "--run", str(tmp_path / "no-run"), str(image),
                      "--csv", str(bad)]) == 2
         assert message in capsys.readouterr().err  # before the (missing) run was looked at
+
+
+def test_a_patient_pseudonym_cannot_be_reversed_without_this_installations_key(
+        tmp_path, monkeypatch):
+    """Hospital IDs are short: a plain hash of one is found by hashing every possible ID.
+    The pseudonym is keyed by a secret of this installation, kept for its owner only."""
+    scan = Path(get_testdata_file("CT_small.dcm"))
+    patient = str(pydicom.dcmread(scan, stop_before_pixels=True).PatientID)
+    monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "here"))
+    here = dicom.patient_group(scan, pseudonym_key())
+    assert here.startswith("patient-") and patient not in here
+    for guess in (f"tlstudio|PatientID|{patient}", f"PatientID|{patient}", patient):
+        assert hashlib.sha256(guess.encode()).hexdigest()[:16] not in here
+    key_file = tmp_path / "here" / KEY_FILE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert dicom.patient_group(scan, pseudonym_key()) == here  # the same patient, the same name
+
+    monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "elsewhere"))
+    assert dicom.patient_group(scan, pseudonym_key()) != here  # another installation's secret

@@ -122,7 +122,7 @@ def cmd_predict(args) -> int:
     if not rows:
         print("no images found in the given paths", file=sys.stderr)
         return EXIT_BAD_INPUT
-    grouped = table.add_groups(rows)  # DICOM: the patient's one-way hash, never the ID
+    grouped = table.add_groups(rows)  # DICOM: the patient's pseudonym, never the ID
     if args.csv is not None:
         try:
             written = table.write_csv(rows, args.csv)
@@ -140,7 +140,7 @@ def cmd_predict(args) -> int:
                 text = ", ".join(f"{c} {p:.3f}" for c, p in top)
                 print(f"{r['path']}\t{r['label']}\t({text})")
         if grouped:
-            print("by patient (one-way hashes of the PatientID: no ID is shown):")
+            print("by patient (pseudonyms keyed by this installation's secret: no ID is shown):")
             for entry in table.by_group(rows):
                 print("  " + table.group_line(entry))
     return EXIT_BAD_INPUT if all(r.get("error") for r in rows) else 0

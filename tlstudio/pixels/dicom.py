@@ -7,14 +7,15 @@ of windowing and shown black, the window maps values to 0..255, and MONOCHROME1 
 so that bone is bright as on every viewer. Colour images (RGB, YBR, palette) become 8-bit
 RGB. A multi-frame file gives its middle frame.
 
-Nothing here returns or logs patient attributes: :func:`patient_group` gives a one-way hash
-of PatientID (or StudyInstanceUID) so a split can keep a patient's images together without
-the ID ever being stored.
+Nothing here returns or logs patient attributes: :func:`patient_group` gives a keyed hash
+(HMAC) of PatientID (or StudyInstanceUID) so a split can keep a patient's images together
+without the ID ever being stored; the caller holds the key (``core.pseudonyms``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -235,28 +236,31 @@ def _subgroups_of(ds) -> dict[str, str]:
     return out
 
 
-def _group_of(ds) -> str | None:
-    """A one-way hash of PatientID (else StudyInstanceUID): keeps a patient's images in one
-    part of a split without the ID itself ever being kept."""
-    for key in ("PatientID", "StudyInstanceUID"):
-        value = str(ds.get(key, "") or "").strip()
+def _group_of(ds, key: bytes) -> str | None:
+    """A pseudonym of PatientID (else StudyInstanceUID): an HMAC keyed by ``key``, so that a
+    patient's images stay in one part of a split without the ID itself ever being kept, and
+    without a plain hash anyone could reverse by hashing every possible ID."""
+    for attribute in ("PatientID", "StudyInstanceUID"):
+        value = str(ds.get(attribute, "") or "").strip()
         if value:
-            digest = hashlib.sha256(f"tlstudio|{key}|{value}".encode()).hexdigest()[:16]
-            return f"{'patient' if key == 'PatientID' else 'study'}-{digest}"
+            digest = hmac.new(key, f"{attribute}|{value}".encode(), hashlib.sha256)
+            return f"{'patient' if attribute == 'PatientID' else 'study'}-" \
+                   f"{digest.hexdigest()[:16]}"
     return None
 
 
-def grouping(path: Path) -> tuple[str | None, dict[str, str]]:
-    """(the patient group, the subgroup values) of one file, from one header read."""
+def grouping(path: Path, key: bytes) -> tuple[str | None, dict[str, str]]:
+    """(the patient's pseudonym under ``key``, the subgroup values) of one file, from one
+    header read."""
     try:
         ds = _read(path, pixels=False)
     except DicomError:
         return None, {}
-    return _group_of(ds), _subgroups_of(ds)
+    return _group_of(ds, key), _subgroups_of(ds)
 
 
-def patient_group(path: Path) -> str | None:
-    return grouping(path)[0]
+def patient_group(path: Path, key: bytes) -> str | None:
+    return grouping(path, key)[0]
 
 
 __all__ = ["DICOM_EXTENSIONS", "DicomError", "WindowError", "facts", "frames_of",

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ...errors import UserError
 from ...pixels import dicom, image_key
+from ..pseudonyms import pseudonym_key
 from ..words import count
 from .cache import ImageCache
 from .images import ImageReadError, looks_like_image, read_image
@@ -569,7 +570,7 @@ def _every_frame(candidates: list[Item]) -> tuple[list[Item], list[Problem]]:
         if count == 1:
             out.append(item)
             continue
-        group = item.group or dicom.patient_group(item.path) or \
+        group = item.group or dicom.patient_group(item.path, pseudonym_key()) or \
             "file-" + hashlib.blake2b(str(item.path).encode(), digest_size=8).hexdigest()
         out += [replace(item, group=group, frame=k) for k in range(count)]
     return out, problems
@@ -585,7 +586,7 @@ def _check_one(item: Item, prep: Preprocessing | None = None,
         elif not cache.has(item.path, prep, item.frame):
             cache.store(item.path, prep, read_image(item.path, window, item.frame), item.frame)
         if dicom.is_dicom(item.path):  # a patient stays in one part; subgroups for results
-            group, subgroups = dicom.grouping(item.path)
+            group, subgroups = dicom.grouping(item.path, pseudonym_key())
             item = replace(item, group=item.group or group,
                            attributes=item.attributes + tuple(subgroups.items()))
         content = item.path.read_bytes() + f"|frame {item.frame}".encode()

@@ -2,8 +2,9 @@
 "Save as CSV", and a summary per patient when the images carry one (DICOM).
 
 Rows are the dictionaries `tlstudio predict --json` prints (from a run or an exported model).
-The patient is never named: DICOM files give the same one-way hash of their PatientID that
-keeps a patient's images in one part of a split (``pixels.dicom.patient_group``).
+The patient is never named: DICOM files give the same pseudonym of their PatientID (a hash
+keyed by this installation's secret, ``core.pseudonyms``) that keeps a patient's images in
+one part of a split.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from ...errors import UserError
 from ...pixels import dicom, parse_image_key
+from ..pseudonyms import pseudonym_key
 from .record import write_atomic
 
 
@@ -30,7 +32,7 @@ def add_groups(rows: list[dict]) -> bool:
     for row in rows:
         path, _ = parse_image_key(row["path"])
         if str(path) not in cache:
-            cache[str(path)] = (dicom.patient_group(path)
+            cache[str(path)] = (dicom.patient_group(path, pseudonym_key())
                                 if path.is_file() and dicom.is_dicom(path) else None)
         group = cache[str(path)]
         if group is not None:

@@ -92,8 +92,9 @@ class PredictPage(Page):
         self.groups_table = QTableWidget(0, 0)
         self.groups_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.groups_table.setToolTip("Per patient: how many of their images were called each "
-                                     "class. Patients are shown as one-way hashes of the "
-                                     "PatientID, never the ID.")
+                                     "class. Patients are shown by a pseudonym (the "
+                                     "PatientID hashed with this installation's secret), "
+                                     "never by the ID.")
         self.groups_table.hide()
         left.addWidget(self.groups_table)
         splitter.addWidget(left)
