@@ -4,6 +4,7 @@ sideways scroll, and long texts never widen the window."""
 
 from __future__ import annotations
 
+import shiboken6
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel
 
@@ -37,7 +38,10 @@ def test_every_thumbnail_is_reachable_and_opens_large(qtbot, window, tmp_path):
                     and not dialog.image_label.pixmap().isNull(), timeout=10_000)
     assert dialog.image_label.pixmap().width() > 300  # large, not the 96 px thumbnail
     assert dialog.key == _keys(page.thumbs)[3]
-    dialog.close()
+    page.thumbs.itemActivated.emit(page.thumbs.item(4))
+    assert page.large_image is not dialog and page.large_image.isVisible()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(dialog), timeout=5_000)
+    page.large_image.close()
 
     # the broken file's reason: wrapped to the list's width, nothing to scroll sideways
     problems = page.problems
@@ -85,6 +89,13 @@ def test_results_and_predict_reach_every_image_and_open_it_large(qtbot, window,
     results.gallery.itemActivated.emit(results.gallery.item(1))
     assert isinstance(results.dialog, ImageDialog)
     assert results.dialog.key == results.gallery.item(1).toolTip()
+    first = results.dialog
+    first.close()
+    # the next image replaces it: the one before is freed, not kept hidden
+    results.gallery.itemActivated.emit(results.gallery.item(0))
+    assert results.dialog is not first and results.dialog.isVisible()
+    qtbot.waitUntil(lambda: not shiboken6.isValid(first), timeout=5_000)
+    assert results.findChildren(ImageDialog) == [results.dialog]
     results.dialog.close()
 
     predict = window.predict_page

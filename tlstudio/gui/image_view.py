@@ -69,6 +69,14 @@ def explain_one(run_dir, key: str, class_name: str | None):
             explanation)
 
 
+def discard(dialog: QDialog | None) -> None:
+    """Close an image window a page opened before and free it: a page shows one at a time,
+    and each one closed would otherwise hold its pictures until the main window closes."""
+    if dialog is not None:
+        dialog.close()
+        dialog.deleteLater()
+
+
 class ImageDialog(QDialog):
     def __init__(self, run_dir, key: str, classes: list[str], window: str = "file",
                  caption: str = "", parent=None):

@@ -480,8 +480,9 @@ class DataPage(Page):
 
     def _open_item(self, item) -> None:
         """Double-click: the image large, in the window chosen for the data."""
-        from ..image_view import LargeImageDialog
+        from ..image_view import LargeImageDialog, discard
 
+        discard(self.large_image)
         dialog = LargeImageDialog(item.data(Qt.ItemDataRole.UserRole), self.state.window,
                                   parent=self)
         dialog.show()

@@ -296,14 +296,13 @@ class PredictPage(Page):
 
     def open_row(self, row: int) -> None:
         """Double-click: the image large; beside its heatmap when it was predicted."""
-        from ..image_view import ImageDialog, LargeImageDialog
+        from ..image_view import ImageDialog, LargeImageDialog, discard
 
         if not 0 <= row < len(self.results) or self.predictor is None:
             return
         result = self.results[row]
         window = self.predictor.run.preprocessing.window
-        if self.dialog is not None:
-            self.dialog.close()
+        discard(self.dialog)
         if result.error:
             self.dialog = LargeImageDialog(result.key, window, caption=result.error,
                                            parent=self)

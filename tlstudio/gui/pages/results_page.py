@@ -38,7 +38,7 @@ from ...errors import UserError
 from ...pixels import parse_image_key
 from ..adapt_dialog import AdaptDialog
 from ..embedding_view import EmbeddingMapView
-from ..image_view import ImageDialog
+from ..image_view import ImageDialog, discard
 from ..result_plots import ConfusionMatrixPlot, ResultCurves
 from ..widgets import Pager, TermsLine, thumbnail, title
 from ..workers import LatestTask, run_task
@@ -405,8 +405,7 @@ class ResultsPage(Page):
         """Enlarge one image beside its Grad-CAM heatmap (computed off the GUI thread)."""
         if self.shown_run is None:
             return
-        if self.dialog is not None:
-            self.dialog.close()
+        discard(self.dialog)
         sure = "" if row.confidence != row.confidence else f" ({row.confidence:.1%})"
         self.dialog = ImageDialog(self.shown_run, row.path, self.classes, self.window,
                                   caption=f"true: {row.label} · called: {row.predicted}"
