@@ -160,6 +160,7 @@ def test_a_backbone_that_needs_a_download_fails_at_once_when_offline(
     monkeypatch.setattr(socket, "create_connection", hanging)
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(name, raising=False)  # a proxy would skip the direct probe
+    monkeypatch.setattr("urllib.request.getproxies", dict)  # nor a system-wide one
     for offline in ("1", ""):  # downloads switched off / a machine without network
         monkeypatch.setenv("HF_HUB_OFFLINE", offline)
         started = time.monotonic()
@@ -177,3 +178,32 @@ def test_a_backbone_that_needs_a_download_fails_at_once_when_offline(
     assert time.monotonic() - started < 5 + 5  # + scanning and imports
     assert "ResNet-18 needs its pretrained weights" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # nothing left behind
+
+
+def test_behind_a_system_proxy_the_download_is_tried_not_refused(monkeypatch):
+    """Windows and macOS keep the proxy in the system's settings, not in the environment:
+    a direct connection fails there while the hub's client, going through the proxy, would
+    download. Such a machine is not called offline."""
+    import urllib.request
+
+    import tlstudio.core.models.backbones as backbones
+
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY",
+                 "no_proxy", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    probed = []
+    monkeypatch.setattr(backbones, "_hub_reachable", lambda: probed.append(1) or False)
+    spec = backbones.get_spec("resnet18")
+    monkeypatch.setattr(urllib.request, "getproxies", dict)
+    with pytest.raises(backbones.BackboneError, match="cannot be reached"):
+        backbones._check_hub_reachable(spec)
+    assert probed == [1]
+
+    monkeypatch.setattr(urllib.request, "getproxies",
+                        lambda: {"https": "http://proxy.hospital.example:3128"})
+    monkeypatch.setattr(urllib.request, "proxy_bypass", lambda host: False)
+    backbones._check_hub_reachable(spec)  # no error: the download goes through the proxy
+    assert probed == [1]
+    monkeypatch.setattr(urllib.request, "proxy_bypass", lambda host: True)  # bypassed: direct
+    with pytest.raises(backbones.BackboneError):
+        backbones._check_hub_reachable(spec)

@@ -315,14 +315,26 @@ def _hub_reachable(timeout: float = HUB_PROBE_S) -> bool:
     return bool(answer and answer[0])
 
 
+def _proxied() -> bool:
+    """Whether the download would go through a proxy (where a direct connection fails while
+    the download works): the environment's, or on Windows and macOS the system's settings,
+    read the way the hub's HTTP client reads them; a hub on the bypass list is direct."""
+    from urllib.request import getproxies, proxy_bypass
+
+    proxies = getproxies()
+    if not (proxies.get("https") or proxies.get("all")):
+        return False
+    try:
+        return not proxy_bypass(_hub_host()[0])
+    except OSError:  # a system setting that cannot be read: assume the proxy is used
+        return True
+
+
 def _check_hub_reachable(spec: BackboneSpec) -> None:
     import os
 
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-    # behind a proxy a direct connection fails while the download would work: let it try
-    proxied = any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY",
-                                                    "all_proxy"))
-    if offline or (not proxied and not _hub_reachable()):
+    if offline or (not _proxied() and not _hub_reachable()):
         why = ("downloads are switched off here (HF_HUB_OFFLINE)" if offline
                else "the hub cannot be reached from this machine (offline?)")
         raise BackboneError(
