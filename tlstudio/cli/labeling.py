@@ -69,7 +69,7 @@ def _progress(event) -> None:
 
 
 def cmd_suggest(args) -> int:
-    from ..core.data.dataset import list_images
+    from ..core.data.folders import list_images
     from ..core.data.labels import image_id, read_labels
     from ..core.studies.active_learning import MIN_PER_CLASS, FolderFeatures
 

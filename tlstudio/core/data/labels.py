@@ -24,7 +24,8 @@ from pathlib import Path
 
 from ...errors import UserError
 from ..paths import app_data_dir, process_alive
-from .dataset import DatasetIndex, list_images
+from .dataset import DatasetIndex
+from .folders import list_images
 
 LABELS = "labels.csv"
 PROJECT = "project.json"

@@ -90,7 +90,7 @@ def read_labels(csv_file: str | Path, classes: list[str]) -> tuple[dict[str, int
                                                                       list[tuple[str, str]]]:
     """``{image key: class index}`` from a CSV read like any CSV dataset, and the rows left
     out with their reasons (unreadable, or a class the run does not know)."""
-    from ..data.dataset import read_label_rows
+    from ..data.csv_table import read_label_rows
 
     items, problems = read_label_rows(Path(csv_file).expanduser())
     left_out = [(str(p.path or csv_file), p.message) for p in problems if p.skipped]
