@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,23 @@ from tlstudio.core.data.synthetic import make_shapes_folder
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Tests never reach the network: timm's hub path must work from local files alone.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    """``tlstudio ARGS`` inside the test's own process: the same ``main()`` the shell
+    reaches, its exit code and what it printed, without a new interpreter's seconds of
+    imports. For commands that need no process of their own (no signals, no kill, no
+    unpickling); tests/test_cli.py runs the real entry point from the shell."""
+    from tlstudio.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse refusing the arguments
+            code = exc.code if isinstance(exc.code, int) else 2
+    return subprocess.CompletedProcess(["tlstudio", *map(str, args)], code, out.getvalue(),
+                                       err.getvalue())
 
 
 @pytest.fixture(autouse=True)

@@ -8,10 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +22,8 @@ from tlstudio.core.runs.predict import Predictor
 from tlstudio.core.studies.simulated_domains import tone, unchanged, write_domain
 from tlstudio.errors import UserError
 
+from ..conftest import cli
+
 
 def _held_out(run: Path) -> list[tuple[str, str]]:
     with open(run / "predictions.csv", newline="") as fh:
@@ -34,12 +33,6 @@ def _held_out(run: Path) -> list[tuple[str, str]]:
 def _digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.iterdir()) if p.is_file()}
-
-
-def tlstudio(*args):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-m", "tlstudio", *map(str, args)],
-                          capture_output=True, text=True, timeout=900, env=env)
 
 
 def test_a_darker_flatter_scanner_is_adapted_to_and_measured(br35h_probe_run, tmp_path):
@@ -71,7 +64,7 @@ def test_a_darker_flatter_scanner_is_adapted_to_and_measured(br35h_probe_run, tm
     words = "\n".join(describe(block))
     assert "92 labeled new-domain images" in words and "95 % CI" in words
 
-    predicted = tlstudio("predict", "--run", out, "--json", domain / "images" / "yes")
+    predicted = cli("predict", "--run", out, "--json", domain / "images" / "yes")
     assert predicted.returncode == 0, predicted.stderr
     rows = json.loads(predicted.stdout)
     assert rows and all(r["adapted_to"] == "site B" for r in rows)
@@ -94,7 +87,7 @@ def test_the_source_domain_itself_is_not_made_worse(br35h_probe_run, tmp_path):
 
 
 def test_without_labels_accuracy_is_said_to_be_unverified(br35h_probe_run, tmp_path):
-    """From the shell, with an unreadable file among the images: it is listed with its
+    """From the command line, with an unreadable file among the images: it is listed with its
     reason, the run is written, and the words say accuracy was not measured."""
     domain = tmp_path / "site-c"
     write_domain(domain, _held_out(br35h_probe_run)[:30], tone(2.2, 0.5))
@@ -103,8 +96,8 @@ def test_without_labels_accuracy_is_said_to_be_unverified(br35h_probe_run, tmp_p
 
     for name in ("MR_small.dcm", "MR2_UNCR.dcm"):  # DICOM of the new scanner, read alike
         shutil.copy(get_testdata_file(name), domain / "images" / "yes" / name)
-    done = tlstudio("adapt", "--run", br35h_probe_run, "--images", domain / "images",
-                    "--out", tmp_path / "adapted", "--json")
+    done = cli("adapt", "--run", br35h_probe_run, "--images", domain / "images",
+               "--out", tmp_path / "adapted", "--json")
     assert done.returncode == 0, done.stderr
     block = json.loads(done.stdout)
     assert block["accuracy"] == "unverified" and block["images"] == 32
@@ -116,8 +109,8 @@ def test_without_labels_accuracy_is_said_to_be_unverified(br35h_probe_run, tmp_p
     from tlstudio.core.runs.catalog import comparison, overview
 
     assert "unverified" in overview(tmp_path / "adapted").headline
-    again = tlstudio("adapt", "--run", tmp_path / "adapted", "--images", domain / "images",
-                     "--out", tmp_path / "again")  # aligned to an adapted model: refused
+    again = cli("adapt", "--run", tmp_path / "adapted", "--images", domain / "images",
+                "--out", tmp_path / "again")  # aligned to an adapted model: refused
     assert again.returncode == 2 and "adapt its source run instead" in again.stderr
     with pytest.raises(UserError, match="without labels"):
         comparison([br35h_probe_run, tmp_path / "adapted"])
@@ -139,8 +132,8 @@ def test_a_backbone_without_batch_norm_is_refused_in_words(br35h_probe_run, tmp_
               str(vit / "best.safetensors"))
     domain = tmp_path / "site-d"
     write_domain(domain, _held_out(br35h_probe_run)[:20], unchanged)
-    done = tlstudio("adapt", "--run", vit, "--images", domain / "images", "--out",
-                    tmp_path / "adapted")
+    done = cli("adapt", "--run", vit, "--images", domain / "images", "--out",
+               tmp_path / "adapted")
     assert done.returncode == 2, done.stderr
     assert "no BatchNorm" in done.stderr and "no adaptation method is available" in done.stderr
     assert not (tmp_path / "adapted").exists()
@@ -173,8 +166,8 @@ def test_bad_requests_are_refused_before_any_work(br35h_probe_run, tmp_path):
             check_request(**request)
         assert not (tmp_path / "out").exists(), name
     assert (full / "keep.txt").read_text() == "mine"
-    done = tlstudio("adapt", "--run", tmp_path / "no-run", "--images", images / "images",
-                    "--out", tmp_path / "out")
+    done = cli("adapt", "--run", tmp_path / "no-run", "--images", images / "images",
+               "--out", tmp_path / "out")
     assert done.returncode == 2 and "no-run" in done.stderr
 
 
@@ -215,20 +208,17 @@ def test_a_run_moved_without_its_training_images_still_adapts(br35h_probe_run, t
 
 def test_many_new_images_are_sampled_keeping_the_labeled_ones(br35h_probe_run, tmp_path,
                                                              monkeypatch):
+    """At most TARGET_IMAGES new images are read, the labeled ones always among them; a
+    labels file naming more than LABELED_IMAGES is scored on a random sample, said so."""
     monkeypatch.setattr(adapting, "TARGET_IMAGES", 20)
+    monkeypatch.setattr(adapt_request, "LABELED_IMAGES", 6)
     domain = tmp_path / "site-g"
     labels = write_domain(domain, _held_out(br35h_probe_run)[:40], tone(3.0, 0.35))
     rows = labels.read_text().splitlines()
-    labels.write_text("\n".join(rows[:1] + rows[-5:]) + "\n")  # the last five images only
+    labels.write_text("\n".join(rows[:1] + rows[-8:]) + "\n")  # the last eight images only
     block = adapt(br35h_probe_run, domain / "images", tmp_path / "out", labels)
-    assert block["images"] == 20 and block["labeled"] == 5
-    assert "labeled_found" not in block
-
-    # a labels file naming more images than are worth scoring: a random sample, said so
-    monkeypatch.setattr(adapt_request, "LABELED_IMAGES", 3)
-    block = adapt(br35h_probe_run, domain / "images", tmp_path / "out-2", labels)
-    assert block["labeled"] == 3 and block["labeled_found"] == 5
-    assert "The labels named 5 images; a random sample of 3 was scored" in " ".join(
+    assert block["images"] == 20 and block["labeled"] == 6 and block["labeled_found"] == 8
+    assert "The labels named 8 images; a random sample of 6 was scored" in " ".join(
         describe(block))
 
 

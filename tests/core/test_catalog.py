@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -10,15 +11,30 @@ from tlstudio.cli import main
 from tlstudio.core.engine.config import TrainConfig
 from tlstudio.core.runs.training import train
 
+from ..conftest import make_shapes_folder
+
+
+@pytest.fixture(scope="module")
+def trained_pair(tmp_path_factory):
+    """Two probes on the same images, trained once for the module (the tests delete and
+    change runs: each gets copies)."""
+    base = tmp_path_factory.mktemp("catalog")
+    shapes = make_shapes_folder(base / "shapes")
+    root = base / "runs"
+    a, b = root / "20261130-090000-a", root / "20261130-100000-b"
+    with pytest.MonkeyPatch.context() as mp:  # tlstudio's own folder: the tests', not yours
+        mp.setenv("TLSTUDIO_HOME", str(tmp_path_factory.getbasetemp() / "tlstudio-home"))
+        train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2), shapes, a)
+        train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2,
+                          lr=1e-4), shapes, b)
+    return root
+
 
 @pytest.fixture
-def two_runs(shapes_folder, tmp_path):
+def two_runs(trained_pair, tmp_path):
     root = tmp_path / "runs"
-    a, b = root / "20261130-090000-a", root / "20261130-100000-b"
-    train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2), shapes_folder, a)
-    train(TrainConfig(mode="linear-probe", epochs=2, batch_size=16, workers=2,
-                      lr=1e-4), shapes_folder, b)
-    return root, a, b
+    shutil.copytree(trained_pair, root)
+    return root, root / "20261130-090000-a", root / "20261130-100000-b"
 
 
 def test_runs_lists_compare_puts_side_by_side_and_delete_removes(two_runs, capsys):

@@ -13,7 +13,7 @@ from tlstudio.core.data.synthetic import make_shapes_folder
 from tlstudio.core.engine.config import TrainConfig
 from tlstudio.core.runs.training import train
 
-from ..test_cli import tlstudio
+from ..conftest import cli
 
 
 @pytest.mark.slow
@@ -29,7 +29,7 @@ def test_map_finds_a_copied_image_across_the_split(tmp_path):
     part_of = {key: part for part, keys in split.items() for key in keys}
 
     out = tmp_path / "map.csv"
-    answer = tlstudio("map", "--run", run, "--json", "--out", out)
+    answer = cli("map", "--run", run, "--json", "--out", out)
     assert answer.returncode == 0, answer.stderr
     result = json.loads(answer.stdout)
     assert len(result["points"]) == 28 and result["left_out"] == 0
@@ -41,5 +41,5 @@ def test_map_finds_a_copied_image_across_the_split(tmp_path):
         found = pairs[frozenset((a, b))]
         assert found["leak"] == (part_of[a] != part_of[b])
 
-    again = tlstudio("map", "--run", run, "--out", out)
+    again = cli("map", "--run", run, "--out", out)
     assert again.returncode == 2 and "exists" in again.stderr

@@ -12,9 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
+from tlstudio.core.data.synthetic import make_shapes_folder
 from tlstudio.core.runs import export as export_module
 from tlstudio.core.runs.export import ExportError, export_run
 
+from ..conftest import cli
 from ..test_cli import tlstudio
 
 pytestmark = [pytest.mark.realdata, pytest.mark.slow]
@@ -115,26 +117,37 @@ def test_low_agreement_is_refused_and_leaves_nothing_to_load(br35h_probe_run, tm
         export_run(br35h_probe_run, "onnx", tmp_path / "bad")
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no model, no staging folder
     monkeypatch.undo()
-    result = tlstudio("predict", "--model", tmp_path / "bad" / "model.onnx", tmp_path)
+    result = cli("predict", "--model", tmp_path / "bad" / "model.onnx", tmp_path)
     assert result.returncode == 2 and "does not exist" in result.stderr
 
 
-def test_cli_export_then_predict_with_the_exported_model(br35h_probe_run, tmp_path):
+@pytest.mark.slow
+def test_cli_export_then_predict_with_the_exported_model(br35h_probe_run, br35h_csv,
+                                                        tmp_path):
+    """The exported model answers as the run does, from the command line: the same calls,
+    probabilities and out-of-distribution flags (generated shapes are unlike any MRI)."""
     out = tmp_path / "cli"
-    exported = tlstudio("export", "--run", br35h_probe_run, "--format", "onnx", "--out", out)
+    exported = cli("export", "--run", br35h_probe_run, "--format", "onnx", "--out", out)
     assert exported.returncode == 0, exported.stderr
     agreement = float(exported.stdout.split("images: ")[1].split("%")[0])
     assert agreement >= 99.5
-    image = json.loads((br35h_probe_run / "split.json").read_text())["val"][0]
-    by_model = tlstudio("predict", "--model", out / "model.onnx", image, "--json")
-    by_run = tlstudio("predict", "--run", br35h_probe_run, image, "--json")
+    decision = json.loads((out / "decision.json").read_text())
+    assert decision["ood_threshold"] == pytest.approx(
+        json.loads((br35h_probe_run / "metrics.json").read_text())["ood"]["threshold"])
+    shapes = make_shapes_folder(tmp_path / "shapes", per_class=2)
+    mri = [line.split(",")[0] for line in br35h_csv.read_text().splitlines()[1:4]]
+    images = [*map(str, sorted(shapes.rglob("*.png"))), *mri]
+    by_model = cli("predict", "--model", out / "model.onnx", *images, "--json")
+    by_run = cli("predict", "--run", br35h_probe_run, *images, "--json")
     assert by_model.returncode == 0 == by_run.returncode, by_model.stderr
-    a, b = json.loads(by_model.stdout)[0], json.loads(by_run.stdout)[0]
-    assert set(a) == set(b) == {"path", "label", "probabilities", "ood", "ood_score"}
-    assert a["label"] == b["label"] and a["ood"] is b["ood"] is False  # an image it knows
-    assert a["ood_score"] == pytest.approx(b["ood_score"], rel=1e-3)
-    assert a["probabilities"]["yes"] == pytest.approx(b["probabilities"]["yes"], abs=1e-4)
-    again = tlstudio("export", "--run", br35h_probe_run, "--format", "onnx", "--out", out)
+    rows, exported_rows = json.loads(by_run.stdout), json.loads(by_model.stdout)
+    assert [r["ood"] for r in rows] == [True] * 4 + [False] * 3
+    for a, b in zip(exported_rows, rows, strict=True):
+        assert set(a) == set(b) == {"path", "label", "probabilities", "ood", "ood_score"}
+        assert a["label"] == b["label"] and a["ood"] is b["ood"]
+        assert b["ood_score"] >= 0 and a["ood_score"] == pytest.approx(b["ood_score"], rel=1e-3)
+        assert a["probabilities"]["yes"] == pytest.approx(b["probabilities"]["yes"], abs=1e-4)
+    again = cli("export", "--run", br35h_probe_run, "--format", "onnx", "--out", out)
     assert again.returncode == 2 and "not empty" in again.stderr
 
 
