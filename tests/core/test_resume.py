@@ -76,32 +76,44 @@ def uninterrupted(shapes, tmp_path_factory) -> dict[str, dict]:
     return out
 
 
+def _resume(run: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tlstudio", "train", "--resume", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+
+
 @pytest.mark.slow
 # kill -9 in every mode; Ctrl-C is handled by the same code in every mode (the CLI's stop,
-# the loop's checkpoint), so one mode's Ctrl-C keeps CI short
-@pytest.mark.parametrize(("mode", "how"), [("fine-tune", "SIGKILL"), ("fine-tune", "SIGINT"),
-                                           ("linear-probe", "SIGKILL"),
-                                           ("recommended", "SIGKILL")])
+# the loop's checkpoint), so it is tested once: on the fine-tune resumed after its kill -9
+@pytest.mark.parametrize(("mode", "signals"), [("fine-tune", ("SIGKILL", "SIGINT")),
+                                               ("linear-probe", ("SIGKILL",)),
+                                               ("recommended", ("SIGKILL",))],
+                         ids=["fine-tune-SIGKILL-then-SIGINT", "linear-probe-SIGKILL",
+                              "recommended-SIGKILL"])
 def test_killed_or_interrupted_run_resumes_to_the_same_result(
-        shapes, tmp_path, uninterrupted, mode, how):
+        shapes, tmp_path, uninterrupted, mode, signals):
     run = tmp_path / "run"
-    proc = _start(shapes, run, mode)
-    _wait_for_epoch(proc, run, 2)
-    proc.send_signal(getattr(signal, how))
-    _, err = proc.communicate(timeout=300)
-    done = _epochs(run)
     total = len(EPOCH_ROWS[mode])
-    assert 2 <= len(done) < total, "the signal came too late to test anything"
-    if how == "SIGKILL":
-        assert proc.returncode == -signal.SIGKILL
-        assert not (run / "metrics.json").exists()
-    else:  # finished the batch, saved, wrote what a stopped run writes, said how to go on
-        assert proc.returncode == 130, err
-        assert "stopping after the current batch" in err
-        assert f"tlstudio train --resume {run}" in err
-        assert json.loads((run / "metrics.json").read_text())["cancelled"] is True
-        assert (run / "predictions.csv").is_file()
-    assert (run / "best.safetensors").is_file()  # the probe keeps its best head on disk too
+    for k, how in enumerate(signals):
+        proc = _start(shapes, run, mode) if k == 0 else _resume(run)
+        before = len(_epochs(run))
+        _wait_for_epoch(proc, run, before + (2 if k == 0 else 1))
+        proc.send_signal(getattr(signal, how))
+        _, err = proc.communicate(timeout=300)
+        done = _epochs(run)
+        assert before < len(done) < total, "the signal came too late to test anything"
+        if k > 0:
+            assert f"resuming run after epoch {EPOCH_ROWS[mode][before - 1]}" in err
+        if how == "SIGKILL":
+            assert proc.returncode == -signal.SIGKILL
+            assert not (run / "metrics.json").exists()
+        else:  # finished the batch, saved, wrote what a stopped run writes, said how to go on
+            assert proc.returncode == 130, err
+            assert "stopping after the current batch" in err
+            assert f"tlstudio train --resume {run}" in err
+            assert json.loads((run / "metrics.json").read_text())["cancelled"] is True
+            assert (run / "predictions.csv").is_file()
+        assert (run / "best.safetensors").is_file()  # the probe keeps its best head on disk
 
     resumed = tlstudio("train", "--resume", run)
     assert resumed.returncode == 0, resumed.stderr
