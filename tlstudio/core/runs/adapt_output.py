@@ -31,7 +31,7 @@ ADAPTED_PART = "adapted"  # predictions.csv rows of the labeled new-domain image
 
 
 def write_run(run: LoadedRun, model, out_dir: str | Path, block: dict,
-               labeled: dict | None) -> None:
+              labeled: dict | None) -> None:
     """The new run, written whole into a hidden folder beside ``out_dir`` and then renamed:
     an interrupted adapt leaves no half-written run."""
     out_dir = Path(out_dir)
