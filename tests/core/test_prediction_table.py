@@ -64,3 +64,8 @@ def test_a_patient_pseudonym_cannot_be_reversed_without_this_installations_key(
 
     monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "elsewhere"))
     assert dicom.patient_group(scan, pseudonym_key()) != here  # another installation's secret
+    (tmp_path / "damaged").mkdir()  # a key file cut short: replaced, not used as it is
+    (tmp_path / "damaged" / KEY_FILE).write_bytes(b"abc")
+    monkeypatch.setenv("TLSTUDIO_HOME", str(tmp_path / "damaged"))
+    key = pseudonym_key()
+    assert len(key) == 32 and (tmp_path / "damaged" / KEY_FILE).read_bytes() == key

@@ -11,6 +11,7 @@ pseudonym in every run and table made here.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 from .paths import app_data_dir
 
 KEY_FILE = "pseudonym.key"
+log = logging.getLogger(__name__)
 _KEY_BYTES = 32
 _known: dict[Path, bytes] = {}
 _lock = threading.Lock()  # the dataset check reads DICOM headers on several threads
@@ -44,7 +46,8 @@ def _read(path: Path) -> bytes | None:
 
 def _create(path: Path) -> bytes | None:
     """Written beside and linked into place, so that two processes starting at once
-    (torchrun's ranks) end up with the one secret that got there first."""
+    (torchrun's ranks) end up with the one secret that got there first. A damaged file (cut
+    short) is replaced, and the log says so: pseudonyms made before it no longer match."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +57,10 @@ def _create(path: Path) -> bytes | None:
         try:
             os.link(tmp, path)  # fails when another process made it first
         except FileExistsError:
-            pass
+            if _read(path) is None:
+                log.warning("%s is damaged: replaced by a new secret (patients' pseudonyms "
+                            "made before differ from those made from now on)", path)
+                os.replace(tmp, path)
     except OSError:
         return None
     finally:
