@@ -122,16 +122,18 @@ def read_images(paths: list[str | Path], prep: Preprocessing,
     squares by the one pixel rule; unreadable ones listed with their reason. ``limit``: at
     most this many, drawn at random, the ``keep`` keys always among them."""
     entries = entries_under(paths, prep.frames)
+    names = [same_image(image_key(*e)) for e in entries]  # each path resolved once
     found = len(entries)
     if limit is not None and len(entries) > limit:
-        kept = [e for e in entries if same_image(image_key(*e)) in keep]
-        others = [e for e in entries if same_image(image_key(*e)) not in keep]
+        kept = [k for k, name in enumerate(names) if name in keep]
+        others = [k for k, name in enumerate(names) if name not in keep]
         drawn = np.random.default_rng(seed).permutation(len(others))[
             : max(0, limit - len(kept))]
-        entries = kept + [others[k] for k in sorted(drawn)]
+        chosen = kept + [others[k] for k in sorted(drawn)]
+        entries, names = [entries[k] for k in chosen], [names[k] for k in chosen]
     squares, keys, left_out = [], [], []
-    for k, (file, frame, square, error) in enumerate(read_squares(entries, prep)):
-        key = same_image(image_key(file, frame))
+    for k, ((_, _, square, error), key) in enumerate(zip(read_squares(entries, prep), names,
+                                                         strict=True)):
         if error is None:
             squares.append(square)
             keys.append(key)

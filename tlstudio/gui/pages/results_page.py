@@ -149,7 +149,7 @@ class ResultsPage(Page):
                                       "calibration, confusion matrix, heatmaps, model card")
         self.report_button.clicked.connect(self.write_report)
         export_row.addWidget(self.report_button)
-        self.adapt_button = QPushButton("Adapt to new images…")  # tlstudio adapt
+        self.adapt_button = QPushButton("Adapt to new images…")
         self.adapt_button.setToolTip(
             "Carry this model to another scanner, site or camera with that domain's unlabeled "
             "images: writes a new run, this one stays as it is (tlstudio adapt).")
